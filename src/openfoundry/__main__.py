@@ -1,0 +1,3 @@
+from openfoundry.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP surfaces: each turns its wire format into canonical calls and back."""

@@ -1,0 +1,76 @@
+"""create_app(settings): wires the parts together; no logic of its own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from openfoundry import __version__
+from openfoundry.api import admin, health, openai
+from openfoundry.api.http import install_error_handlers
+from openfoundry.catalog import Catalog
+from openfoundry.config import ConfigError, Settings
+from openfoundry.deployments import (
+    Deployment,
+    DeploymentManager,
+    Deployments,
+    build_deployment,
+    zero_config_deployments,
+)
+from openfoundry.errors import InvalidRequest
+from openfoundry.gateway import Gateway
+from openfoundry.providers.registry import build_provider
+from openfoundry.routing.router import Router
+from openfoundry.store.db import Database
+from openfoundry.telemetry.metrics import Metrics
+from openfoundry.tenancy.auth import Authenticator
+
+log = logging.getLogger("openfoundry")
+
+
+def configured_deployments(settings: Settings, catalog: Catalog) -> list[Deployment]:
+    """The config file's deployments (or the zero-config ones); a bad one is a ConfigError."""
+    if settings.zero_config and not settings.deployments:
+        return zero_config_deployments(catalog, settings.providers)
+    found = []
+    for name, spec in settings.deployments.items():
+        try:
+            found.append(build_deployment(name, spec, catalog, settings.providers, "config"))
+        except InvalidRequest as exc:
+            raise ConfigError(f"invalid configuration:\n  deployments.{name}: {exc.message}") from exc
+    return found
+
+
+def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
+    catalog = catalog or Catalog.load()
+    providers = {name: build_provider(name, spec) for name, spec in settings.providers.items()}
+    db = Database(settings.storage.database)
+    registry = Deployments()
+    manager = DeploymentManager(registry, db, catalog, settings.providers, configured_deployments(settings, catalog))
+    auth = Authenticator(settings.server.admin_key.get_secret_value() if settings.server.admin_key else None)
+    metrics = Metrics()
+    gateway = Gateway(auth, registry, providers, Router(), metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await db.migrate()
+        for problem in await manager.load():
+            log.warning(problem)
+        for provider in providers.values():
+            await provider.start()
+        try:
+            yield
+        finally:
+            for provider in providers.values():
+                await provider.close()
+            await db.close()
+
+    app = FastAPI(title="Openfoundry", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    openai.add_routes(app, gateway, settings.server.max_body_bytes)
+    admin.add_routes(app, auth, catalog, manager)
+    health.add_routes(app, db, metrics)
+    return app

@@ -1,0 +1,179 @@
+"""The `foundry` command line."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from openfoundry import __version__
+
+cli = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Openfoundry: an open, self-hosted AI model platform."
+)
+catalog_cli = typer.Typer(no_args_is_help=True, help="Browse the model catalog.")
+deployments_cli = typer.Typer(no_args_is_help=True, help="Manage deployments on a running server.")
+cli.add_typer(catalog_cli, name="catalog")
+cli.add_typer(deployments_cli, name="deployments")
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="YAML config file (or FOUNDRY_CONFIG).")]
+UrlOption = Annotated[str, typer.Option("--url", envvar="FOUNDRY_URL", help="Server URL.")]
+AdminKeyOption = Annotated[str | None, typer.Option("--admin-key", envvar="FOUNDRY_ADMIN_KEY", help="Admin key.")]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def fail(message: str) -> None:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@cli.command()
+def version() -> None:
+    """Print the version."""
+    console.print(f"openfoundry {__version__}")
+
+
+@cli.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    from openfoundry.app import create_app
+    from openfoundry.catalog import CatalogError
+    from openfoundry.config import ConfigError, load_settings
+
+    env = dict(os.environ)
+    if host is not None:
+        env["FOUNDRY_SERVER__HOST"] = host
+    if port is not None:
+        env["FOUNDRY_SERVER__PORT"] = str(port)
+    try:
+        settings = load_settings(config, env)
+        app = create_app(settings)
+    except (ConfigError, CatalogError) as exc:
+        fail(str(exc))
+        return
+    if settings.server.admin_key is None:
+        console.print("[yellow]no admin key set: running open on loopback (set FOUNDRY_ADMIN_KEY to require keys)")
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@catalog_cli.command("list")
+def catalog_list(publisher: Annotated[str | None, typer.Option(help="Only this publisher.")] = None) -> None:
+    """List the models in the catalog."""
+    from openfoundry.catalog import Catalog
+
+    table = Table("id", "name", "kind", "context", "in $/M", "out $/M", "hosts")
+    for card in Catalog.load():
+        if publisher and card.publisher != publisher:
+            continue
+        table.add_row(
+            card.id,
+            card.name,
+            card.kind,
+            f"{card.context_window:,}",
+            _price(card.pricing.input),
+            _price(card.pricing.output),
+            ", ".join(card.hosts),
+        )
+    console.print(table)
+
+
+@catalog_cli.command("show")
+def catalog_show(model_id: str) -> None:
+    """Show one model card."""
+    import yaml
+
+    from openfoundry.catalog import Catalog
+
+    card = Catalog.load().get(model_id)
+    if card is None:
+        fail(f"{model_id!r} is not in the catalog (try `foundry catalog list`)")
+        return
+    console.print(yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False), highlight=False)
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _admin(method: str, url: str, path: str, admin_key: str | None, body: Any = None) -> Any:
+    """Call the admin API of a running server; an error answer ends the command with its message."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if admin_key:
+        headers["Authorization"] = f"Bearer {admin_key}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        fail(f"{exc.code}: {message}")
+    except OSError as exc:
+        fail(f"cannot reach {url}: {exc}")
+
+
+@deployments_cli.command("list")
+def deployments_list(url: UrlOption = DEFAULT_URL, admin_key: AdminKeyOption = None) -> None:
+    """List deployments."""
+    table = Table("name", "model", "backends", "source")
+    for item in _admin("GET", url, "/admin/deployments", admin_key)["data"]:
+        backends = ", ".join(f"{b['provider']}:{b['upstream_model']} (p{b['priority']})" for b in item["backends"])
+        table.add_row(item["name"], item["model"], backends, item["source"])
+    console.print(table)
+
+
+@deployments_cli.command("create")
+def deployments_create(
+    name: str,
+    model: Annotated[str, typer.Option(help="Catalog id, e.g. xai/grok-4.")],
+    provider: Annotated[list[str], typer.Option(help="Backend as PROVIDER[:UPSTREAM_MODEL]; repeat for more.")],
+    url: UrlOption = DEFAULT_URL,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Create a deployment on a running server."""
+    backends = []
+    for priority, item in enumerate(provider, start=1):
+        name_part, _, upstream = item.partition(":")
+        backends.append(
+            {"provider": name_part, "priority": priority, **({"upstream_model": upstream} if upstream else {})}
+        )
+    created = _admin("POST", url, "/admin/deployments", admin_key, {"name": name, "model": model, "backends": backends})
+    console.print(f"created deployment [bold]{created['name']}[/bold] -> {created['model']}")
+
+
+@deployments_cli.command("delete")
+def deployments_delete(name: str, url: UrlOption = DEFAULT_URL, admin_key: AdminKeyOption = None) -> None:
+    """Delete a deployment created through the API."""
+    _admin("DELETE", url, f"/admin/deployments/{name}", admin_key)
+    console.print(f"deleted deployment [bold]{name}[/bold]")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,229 @@
+"""Settings: the YAML file plus FOUNDRY_* environment variables, validated once at start.
+
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ProviderType = Literal[
+    "openai",
+    "xai",
+    "anthropic",
+    "gemini",
+    "azure-ai",
+    "azure-openai",
+    "mistral",
+    "deepseek",
+    "groq",
+    "openrouter",
+    "openai-compatible",
+    "llamacpp",
+]
+
+# The standard credential variable of each provider type: with no config file, a set variable
+# makes that provider available and deploys its catalog models under their own names.
+CREDENTIAL_ENV: dict[str, str] = {
+    "xai": "XAI_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+}
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the problem."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    admin_key: SecretStr | None = None
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger ones get 413."""
+
+
+class StorageSettings(Strict):
+    database: str = "sqlite:///~/.openfoundry/foundry.db"
+    redis: str | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("must be a sqlite:/// path or a postgresql:// URL")
+        return value
+
+
+class Timeouts(Strict):
+    connect: float = Field(10.0, gt=0)
+    read: float = Field(600.0, gt=0)
+    """Longest wait for the next byte from the upstream."""
+
+
+class ProviderSettings(Strict):
+    type: ProviderType
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_version: str | None = None
+    """Azure only: the api-version query parameter."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Timeouts = Field(default_factory=Timeouts)
+    max_connections: int = Field(1024, ge=1)
+
+
+class BackendSettings(Strict):
+    provider: str
+    upstream_model: str | None = None
+    priority: int = Field(1, ge=1)
+    weight: float = Field(1.0, gt=0)
+
+
+class LimitSettings(Strict):
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    concurrency: int | None = Field(None, ge=1)
+
+
+class DeploymentSettings(Strict):
+    model: str
+    backends: list[BackendSettings] = Field(min_length=1)
+    limits: LimitSettings | None = None
+
+
+class Settings(Strict):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    deployments: dict[str, DeploymentSettings] = Field(default_factory=dict)
+    zero_config: bool = False
+    """True when no file was given: providers come from credential variables."""
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.server.host in LOOPBACK_HOSTS or self.server.host.startswith("127.")
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_MARK = re.compile(r"__foundry_var_(\d+)__")
+
+
+def parse_yaml(text: str, env: dict[str, str]) -> Any:
+    """Parse YAML with ${VAR} (or ${VAR:-default}) replaced from `env`.
+
+    Each reference becomes a plain marker before parsing, so `{api_key: ${KEY}}` is valid YAML and a
+    value can never inject YAML syntax; markers are filled in afterwards. A reference that is a whole
+    value and is unset (with no default) becomes null.
+    """
+    references: list[tuple[str, str | None]] = []
+
+    def mark(match: re.Match[str]) -> str:
+        references.append((match.group(1), match.group(2)))
+        return f"__foundry_var_{len(references) - 1}__"
+
+    return _fill(yaml.safe_load(_VAR.sub(mark, text)), references, env)
+
+
+def _fill(value: Any, references: list[tuple[str, str | None]], env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {key: _fill(item, references, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fill(item, references, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        name, default = references[int(match.group(1))]
+        return env.get(name) or default or ""
+
+    whole = _MARK.fullmatch(value)
+    if whole:
+        return lookup(whole) or None
+    return _MARK.sub(lookup, value)
+
+
+def _zero_config_providers(env: dict[str, str]) -> dict[str, Any]:
+    return {kind: {"type": kind, "api_key": env[var]} for kind, var in CREDENTIAL_ENV.items() if env.get(var)}
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read the file (or FOUNDRY_CONFIG) and the environment; raise ConfigError naming the bad key."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("FOUNDRY_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        file = Path(path).expanduser()
+        try:
+            loaded = parse_yaml(file.read_text(), env)
+        except OSError as exc:
+            raise ConfigError(f"config file {file}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {file}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {file}: the top level must be a mapping of sections")
+        data = loaded or {}
+    else:
+        data = {"providers": _zero_config_providers(env), "zero_config": True}
+    _overlay_environment(data, env)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(describe_errors(exc))) from exc
+    _check_references(settings)
+    return settings
+
+
+def _overlay_environment(data: dict[str, Any], env: dict[str, str]) -> None:
+    """FOUNDRY_<SECTION>__<KEY>[__<KEY>...] overrides the file; FOUNDRY_ADMIN_KEY fills server.admin_key."""
+    if env.get("FOUNDRY_ADMIN_KEY"):
+        server = data.setdefault("server", {})
+        if isinstance(server, dict) and not server.get("admin_key"):
+            server["admin_key"] = env["FOUNDRY_ADMIN_KEY"]
+    for name, value in sorted(env.items()):
+        if not name.startswith("FOUNDRY_") or "__" not in name:
+            continue
+        path = name[len("FOUNDRY_") :].lower().split("__")
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[path[-1]] = value
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One 'dotted.key: problem' line per validation error."""
+    return [f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()]
+
+
+def _check_references(settings: Settings) -> None:
+    for name, deployment in settings.deployments.items():
+        for index, backend in enumerate(deployment.backends):
+            if backend.provider not in settings.providers:
+                raise ConfigError(
+                    f"invalid configuration:\n  deployments.{name}.backends.{index}.provider: "
+                    f"no provider named {backend.provider!r} (configured: {sorted(settings.providers) or 'none'})"
+                )
+    if not settings.is_loopback and settings.server.admin_key is None:
+        raise ConfigError(
+            f"invalid configuration:\n  server.admin_key: required when server.host is {settings.server.host!r}; "
+            "without a key the server only runs open on a loopback address"
+        )

@@ -1,0 +1,1 @@
+"""Upstream hosts: one module per wire protocol behind the `Provider` protocol."""

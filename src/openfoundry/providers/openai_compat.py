@@ -1,0 +1,171 @@
+"""Upstreams that speak OpenAI's API: the client's bytes go through with only `model` rewritten."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+import orjson
+
+from openfoundry.config import ProviderSettings
+from openfoundry.errors import FoundryError, UpstreamError, error_type_for_status
+from openfoundry.providers.base import Call, Reply, Stream, Usage
+from openfoundry.providers.http import Http, error_fields, retry_after, upstream_status
+from openfoundry.wire import sse
+
+BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "xai": "https://api.x.ai/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+}
+
+PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
+
+# Upstreams whose completion_tokens leave reasoning tokens out (xAI counts them only in total_tokens).
+REASONING_OUTSIDE_COMPLETION = frozenset({"xai"})
+
+
+class OpenAICompatible:
+    """openai, xai, mistral, deepseek, groq, openrouter and any OpenAI-compatible server."""
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        self.name = name
+        self.type = settings.type
+        self.settings = settings
+        base_url = settings.base_url or BASE_URLS.get(settings.type)
+        if base_url is None:
+            raise ValueError(f"providers.{name}.base_url: required for type {settings.type!r}")
+        self.base_url = base_url.rstrip("/")
+        self.http = Http(name, settings, self.auth_headers())
+        self._reasoning_outside = settings.type in REASONING_OUTSIDE_COMPLETION
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.settings.api_key
+        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+
+    def url(self, call: Call) -> str:
+        return self.base_url + PATHS[call.kind]
+
+    def params(self) -> Mapping[str, str] | None:
+        return None
+
+    async def start(self) -> None:
+        await self.http.start()
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    def request_body(self, call: Call) -> bytes:
+        """The client's bytes, unless `model` differs or we must ask for streamed usage."""
+        wants_usage = call.stream and call.kind != "embeddings" and not call.include_usage
+        if call.body.get("model") == call.upstream_model and not wants_usage:
+            return call.raw
+        body = dict(call.body)
+        body["model"] = call.upstream_model
+        if wants_usage:
+            options = body.get("stream_options")
+            body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        return orjson.dumps(body)
+
+    async def complete(self, call: Call) -> Reply:
+        status, data, headers = await self.http.post(self.url(call), self.request_body(call), params=self.params())
+        if status >= 400:
+            raise self.error(status, data, headers)
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"provider {self.name!r} answered with malformed JSON") from exc
+        return Reply(data, self.usage(payload.get("usage") if isinstance(payload, dict) else None))
+
+    async def stream(self, call: Call) -> Stream:
+        response = await self.http.open(self.url(call), self.request_body(call), params=self.params())
+        if response.status >= 400:
+            try:
+                data = await response.read()
+            except Exception as exc:
+                raise self.http.transport_error(exc) from exc
+            finally:
+                response.release()
+            raise self.error(response.status, data, response.headers)
+        usage = Usage()
+        return Stream(self._relay(self.http.chunks(response), usage, hide_usage=not call.include_usage), usage)
+
+    async def _relay(
+        self, upstream: AsyncGenerator[bytes, None], usage: Usage, *, hide_usage: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """Forward each SSE event as it arrives, noting usage; drop the usage-only chunk we asked for."""
+        decoder = sse.Decoder()
+        try:
+            async for chunk in upstream:
+                out = []
+                for event in decoder.feed(chunk):
+                    if b'"usage"' in event.data and event.data != b"[DONE]":
+                        payload = orjson.loads(event.data)
+                        reported = self.usage(payload.get("usage"))
+                        if reported is not None:
+                            usage.update(reported)
+                            if hide_usage:
+                                if not payload.get("choices"):
+                                    continue
+                                payload.pop("usage")
+                                out.append(sse.encode(orjson.dumps(payload), event.event))
+                                continue
+                    elif event.data.startswith(b"{") and b'"error"' in event.data:
+                        payload = orjson.loads(event.data)
+                        if isinstance(payload.get("error"), dict | str) and "choices" not in payload:
+                            out.append(sse.encode(self.error(502, event.data, {}).openai_body()))
+                            continue
+                    out.append(sse.encode(event.data, event.event))
+                if out:
+                    yield b"".join(out)
+            for event in decoder.flush():
+                yield sse.encode(event.data, event.event)
+        finally:
+            await upstream.aclose()
+
+    def usage(self, raw: Any) -> Usage | None:
+        if not isinstance(raw, dict):
+            return None
+        prompt_details = raw.get("prompt_tokens_details") or {}
+        completion_details = raw.get("completion_tokens_details") or {}
+        reasoning = int(completion_details.get("reasoning_tokens") or 0)
+        completion = int(raw.get("completion_tokens") or 0)
+        if self._reasoning_outside:
+            completion += reasoning
+        return Usage(
+            prompt_tokens=int(raw.get("prompt_tokens") or 0),
+            completion_tokens=completion,
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            reasoning_tokens=reasoning,
+        )
+
+    def error(self, status: int, data: bytes, headers: Mapping[str, str]) -> FoundryError:
+        """Map an upstream error body (OpenAI's shape, or xAI's {"code", "error"}) to a FoundryError."""
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            payload = None
+        message, kind, code, param = error_fields(payload)
+        if message is None and isinstance(payload, dict) and isinstance(payload.get("error"), str):
+            message, code = payload["error"], None
+        if message is None:
+            text = data[:500].decode(errors="replace").strip()
+            message = text or f"HTTP {status}"
+        if status in (401, 403) or (status == 400 and "api key" in message.lower()):
+            return UpstreamError(
+                f"provider {self.name!r} rejected the gateway's credentials: {message}",
+                status=502,
+                code="upstream_auth_error",
+            )
+        client_status = upstream_status(status)
+        return UpstreamError(
+            message if client_status < 500 else f"provider {self.name!r} failed: {message}",
+            status=client_status,
+            type=kind or error_type_for_status(client_status),
+            code=code or (f"upstream_{status}" if client_status >= 500 else None),
+            param=param,
+            headers=retry_after(headers),
+        )

@@ -1,0 +1,38 @@
+"""Build the configured providers: provider type -> the module that speaks its wire protocol."""
+
+from __future__ import annotations
+
+import importlib
+from typing import cast
+
+from openfoundry.config import ConfigError, ProviderSettings
+from openfoundry.providers.base import Provider
+
+_OPENAI = "openai_compat:OpenAICompatible"
+IMPLEMENTATIONS = {
+    "openai": _OPENAI,
+    "xai": _OPENAI,
+    "mistral": _OPENAI,
+    "deepseek": _OPENAI,
+    "groq": _OPENAI,
+    "openrouter": _OPENAI,
+    "openai-compatible": _OPENAI,
+    "anthropic": "anthropic:AnthropicProvider",
+    "gemini": "gemini:GeminiProvider",
+    "azure-ai": "azure:Azure",
+    "azure-openai": "azure:Azure",
+}
+
+
+def build_provider(name: str, settings: ProviderSettings) -> Provider:
+    target = IMPLEMENTATIONS.get(settings.type)
+    if target is None:
+        raise ConfigError(
+            f"invalid configuration:\n  providers.{name}.type: {settings.type!r} is not available in this build"
+        )
+    module, _, cls = target.partition(":")
+    implementation = getattr(importlib.import_module(f"openfoundry.providers.{module}"), cls)
+    try:
+        return cast(Provider, implementation(name, settings))
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration:\n  {exc}") from exc

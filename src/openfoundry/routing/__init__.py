@@ -1,0 +1,1 @@
+"""Routing: which backend of a deployment serves a call."""

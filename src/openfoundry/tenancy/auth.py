@@ -1,0 +1,89 @@
+"""Authentication: which principal a request speaks for.
+
+Keys come as `Authorization: Bearer KEY`, `api-key: KEY` (Azure clients) or `x-api-key: KEY`
+(Anthropic clients). The admin key works everywhere; `/admin` accepts nothing else. With no key
+configured the server runs open, which config.py allows only on a loopback address, and then every
+request must name a loopback Host (and Origin, if any) so a rebinding DNS name cannot reach it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from openfoundry.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    is_admin: bool
+    project: str | None = None
+    key_id: str | None = None
+    deployments: frozenset[str] | None = None
+    """Deployments this key may use; None means all."""
+
+    def may_use(self, deployment: str) -> bool:
+        return self.deployments is None or deployment in self.deployments
+
+
+ADMIN = Principal(is_admin=True)
+
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return headers.get("api-key") or headers.get("x-api-key") or None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.startswith("["):
+        name = host[: host.find("]") + 1]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.lower()
+    return name in _LOOPBACK_NAMES or name.startswith("127.") or name.endswith(".localhost")
+
+
+class Authenticator:
+    def __init__(self, admin_key: str | None) -> None:
+        self._admin_key = admin_key.encode() if admin_key else None
+
+    @property
+    def open(self) -> bool:
+        return self._admin_key is None
+
+    def authenticate(self, headers: Mapping[str, str], *, admin_route: bool) -> Principal:
+        if self._admin_key is None:
+            self._check_local(headers)
+            return ADMIN
+        key = presented_key(headers)
+        if key is None:
+            raise Unauthorized(
+                "missing API key: send it as 'Authorization: Bearer KEY', 'api-key: KEY' or 'x-api-key: KEY'",
+                code="missing_api_key",
+            )
+        if hmac.compare_digest(key.encode(), self._admin_key):
+            return ADMIN
+        if admin_route:
+            raise Unauthorized("the admin API accepts only the admin key")
+        raise Unauthorized("invalid API key")
+
+    @staticmethod
+    def _check_local(headers: Mapping[str, str]) -> None:
+        host = headers.get("host", "")
+        if not _is_loopback(host):
+            raise Forbidden(
+                f"this server runs without keys and answers only loopback names; Host {host!r} was refused "
+                "(set server.admin_key to serve other names)",
+                code="host_not_allowed",
+            )
+        origin = headers.get("origin")
+        if origin and origin != "null" and not _is_loopback(urlsplit(origin).netloc):
+            raise Forbidden(f"cross-origin request from {origin!r} refused", code="origin_not_allowed")

@@ -1,0 +1,1 @@
+"""Canonical wire types (OpenAI chat-completions shape) and the SSE codec."""

@@ -1,0 +1,71 @@
+"""The one SSE codec: parse an upstream byte stream into events, and encode events for clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class Event:
+    data: bytes
+    event: str | None = None
+
+
+def encode(data: bytes, event: str | None = None) -> bytes:
+    """One SSE event; `data` must be a single line (JSON from orjson always is)."""
+    if event is None:
+        return b"data: " + data + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+class Decoder:
+    """Incremental SSE parser: feed bytes as they arrive, get whole events back."""
+
+    __slots__ = ("_buffer", "_data", "_event")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[bytes] = []
+        self._event: str | None = None
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        self._buffer += chunk
+        events: list[Event] = []
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                return events
+            line = self._buffer[:end].rstrip(b"\r")
+            self._buffer = self._buffer[end + 1 :]
+            if not line:
+                if self._data:
+                    events.append(Event(b"\n".join(self._data), self._event))
+                self._data = []
+                self._event = None
+                continue
+            if line.startswith(b":"):
+                continue
+            field, _, value = line.partition(b":")
+            if value.startswith(b" "):
+                value = value[1:]
+            if field == b"data":
+                self._data.append(value)
+            elif field == b"event":
+                self._event = value.decode()
+
+    def flush(self) -> list[Event]:
+        """Events left when the stream ended without a final blank line."""
+        events = self.feed(b"\n\n") if self._buffer or self._data else []
+        return events
+
+
+async def events(chunks: AsyncIterable[bytes]) -> AsyncIterator[Event]:
+    decoder = Decoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.flush():
+        yield event

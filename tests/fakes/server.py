@@ -1,0 +1,98 @@
+"""Run a fake upstream (an aiohttp app) on a loopback port in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class Faults:
+    """Switches a test flips to make the fake misbehave."""
+
+    delay: float = 0.0
+    """Seconds to wait before answering."""
+    errors: list[tuple[int, bytes]] = field(default_factory=list)
+    """(status, body) answers to give, first to last, before behaving again."""
+
+    def next_error(self) -> tuple[int, bytes] | None:
+        return self.errors.pop(0) if self.errors else None
+
+
+@dataclass
+class Record:
+    """What the fake saw: the last request's path, query, headers and body."""
+
+    path: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    count: int = 0
+    abandoned: int = 0
+    """Delayed requests whose client had gone by the time the delay was over."""
+    settled: threading.Event = field(default_factory=threading.Event)
+    """Set each time a delayed request finishes waiting."""
+
+
+class FakeServer:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def new_app() -> web.Application:
+    """An aiohttp app with the shared `faults` and `record` state every fake uses."""
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[_observe])
+    app["faults"] = Faults()
+    app["record"] = Record()
+    return app
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    record: Record = request.app["record"]
+    record.path = request.path
+    record.query = dict(request.query)
+    record.headers = dict(request.headers)
+    record.body = await request.read()
+    record.count += 1
+    faults: Faults = request.app["faults"]
+    if faults.delay:
+        await asyncio.sleep(faults.delay)
+        if request.transport is None or request.transport.is_closing():
+            record.abandoned += 1
+        record.settled.set()
+    error = faults.next_error()
+    if error is not None:
+        return web.Response(status=error[0], body=error[1], content_type="application/json")
+    return await handler(request)
