@@ -77,10 +77,15 @@ class Server:
         return self.start()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}
     full_env.update(env or {})
     full_env["COLUMNS"] = "200"
     return subprocess.run(
-        [sys.executable, "-m", "openfoundry", *args], env=full_env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "openfoundry", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input=stdin,
     )

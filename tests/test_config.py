@@ -86,7 +86,11 @@ def test_zero_config_takes_providers_from_credential_variables() -> None:
         ("server: {prot: 80}\n", {}, "server.prot"),
         ("storage: {database: mysql://x}\n", {}, "storage.database"),
         ("providers: {p: {type: nonsense}}\n", {}, "providers.p.type"),
-        ("deployments: {d: {model: xai/grok-4, backends: [{provider: ghost}]}}\n", {}, "deployments.d.backends.0.provider"),
+        (
+            "deployments: {d: {model: xai/grok-4, backends: [{provider: ghost}]}}\n",
+            {},
+            "deployments.d.backends.0.provider",
+        ),
         ("server: {port: 80}\n", {"FOUNDRY_SERVER__PORT": "x"}, "server.port"),
         ("- just\n- a list\n", {}, "top level"),
         ("server: {port: [\n", {}, "not valid YAML"),
@@ -111,7 +115,9 @@ def test_serve_stops_on_a_bad_file_with_the_message(tmp_path: Path) -> None:
 
 
 def test_serve_stops_on_a_deployment_the_catalog_does_not_know(tmp_path: Path) -> None:
-    text = "providers: {p: {type: openai, api_key: k}}\ndeployments: {d: {model: acme/none, backends: [{provider: p}]}}\n"
+    text = (
+        "providers: {p: {type: openai, api_key: k}}\ndeployments: {d: {model: acme/none, backends: [{provider: p}]}}\n"
+    )
     result = run_cli("serve", "--config", str(write(tmp_path, text)))
     assert result.returncode == 1
     assert "deployments.d" in result.stderr and "not in the catalog" in result.stderr

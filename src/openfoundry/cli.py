@@ -175,5 +175,63 @@ def deployments_delete(name: str, url: UrlOption = DEFAULT_URL, admin_key: Admin
     console.print(f"deleted deployment [bold]{name}[/bold]")
 
 
+@cli.command()
+def chat(
+    deployment: str,
+    url: UrlOption = DEFAULT_URL,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="FOUNDRY_API_KEY", help="Key to call with.")
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="A system message.")] = None,
+) -> None:
+    """Chat with a deployment, streaming the answers (an empty line or Ctrl-D ends)."""
+    messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/bold cyan] ")
+        except EOFError:
+            break
+        if not line.strip():
+            break
+        messages.append({"role": "user", "content": line})
+        answer = _stream_chat(url, api_key, {"model": deployment, "messages": messages, "stream": True})
+        messages.append({"role": "assistant", "content": answer})
+
+
+def _stream_chat(url: str, api_key: str | None, body: dict[str, Any]) -> str:
+    """Send one streamed chat request and print the deltas as they come; returns the whole text."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from openfoundry.wire import sse
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key or 'none'}"}
+    request = urllib.request.Request(
+        url.rstrip("/") + "/v1/chat/completions", data=json.dumps(body).encode(), headers=headers
+    )
+    decoder = sse.Decoder()
+    parts: list[str] = []
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            for raw in response:
+                for event in decoder.feed(raw):
+                    if event.data == b"[DONE]":
+                        continue
+                    chunk = json.loads(event.data)
+                    if "error" in chunk:
+                        fail(chunk["error"]["message"])
+                    for choice in chunk.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content") or ""
+                        parts.append(text)
+                        console.print(text, end="", highlight=False, markup=False)
+    except urllib.error.HTTPError as exc:
+        fail(f"{exc.code}: {json.loads(exc.read())['error']['message']}")
+    except OSError as exc:
+        fail(f"cannot reach {url}: {exc}")
+    console.print()
+    return "".join(parts)
+
+
 def main() -> None:
     cli()

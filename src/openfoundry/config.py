@@ -211,7 +211,9 @@ def _overlay_environment(data: dict[str, Any], env: dict[str, str]) -> None:
 
 def describe_errors(exc: ValidationError) -> list[str]:
     """One 'dotted.key: problem' line per validation error."""
-    return [f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()]
+    return [
+        f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()
+    ]
 
 
 def _check_references(settings: Settings) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import gateway_config
 from tests.fakes.server import FakeServer
-from tests.harness import ADMIN_KEY, Server
+from tests.harness import ADMIN_KEY, Server, run_cli
 
 
 def call(server: Server, method: str, path: str, body: Any = None, key: str | None = ADMIN_KEY) -> tuple[int, Any]:
@@ -61,16 +61,38 @@ def test_catalog_lists_cards_with_hosts_and_prices(server: Server) -> None:
 @pytest.mark.parametrize(
     ("spec", "param", "text"),
     [
-        ({"name": "d1", "model": "nobody/nothing", "backends": [{"provider": "openai"}]}, "model", "not in the catalog"),
-        ({"name": "d1", "model": "openai/gpt-4.1-mini", "backends": [{"provider": "nope"}]}, "backends.0.provider", "not configured"),
+        (
+            {"name": "d1", "model": "nobody/nothing", "backends": [{"provider": "openai"}]},
+            "model",
+            "not in the catalog",
+        ),
+        (
+            {"name": "d1", "model": "openai/gpt-4.1-mini", "backends": [{"provider": "nope"}]},
+            "backends.0.provider",
+            "not configured",
+        ),
         ({"name": "d1", "model": "openai/gpt-4.1-mini", "backends": []}, "backends", "at least 1"),
         ({"name": "d1", "model": "openai/gpt-4.1-mini"}, "backends", "required"),
-        ({"name": "bad name!", "model": "openai/gpt-4.1-mini", "backends": [{"provider": "openai"}]}, "name", "letters"),
-        ({"name": "d1", "model": "anthropic/claude-sonnet-4-5", "backends": [{"provider": "xai"}]}, "backends.0.upstream_model", "upstream_model"),
-        ({"name": "d1", "model": "openai/gpt-4.1-mini", "backends": [{"provider": "openai", "weight": -1}]}, "backends.0.weight", "greater than 0"),
+        (
+            {"name": "bad name!", "model": "openai/gpt-4.1-mini", "backends": [{"provider": "openai"}]},
+            "name",
+            "letters",
+        ),
+        (
+            {"name": "d1", "model": "anthropic/claude-sonnet-4-5", "backends": [{"provider": "xai"}]},
+            "backends.0.upstream_model",
+            "upstream_model",
+        ),
+        (
+            {"name": "d1", "model": "openai/gpt-4.1-mini", "backends": [{"provider": "openai", "weight": -1}]},
+            "backends.0.weight",
+            "greater than 0",
+        ),
     ],
 )
-def test_a_bad_deployment_is_refused_with_a_clear_400(server: Server, spec: dict[str, Any], param: str, text: str) -> None:
+def test_a_bad_deployment_is_refused_with_a_clear_400(
+    server: Server, spec: dict[str, Any], param: str, text: str
+) -> None:
     status, body = call(server, "POST", "/admin/deployments", spec)
     assert status == 400, body
     assert body["error"]["param"] == param
@@ -78,7 +100,12 @@ def test_a_bad_deployment_is_refused_with_a_clear_400(server: Server, spec: dict
 
 
 def test_config_deployments_cannot_be_created_again_or_deleted(server: Server) -> None:
-    status, body = call(server, "POST", "/admin/deployments", {"name": "gpt", "model": "openai/gpt-4.1-mini", "backends": [{"provider": "openai"}]})
+    status, body = call(
+        server,
+        "POST",
+        "/admin/deployments",
+        {"name": "gpt", "model": "openai/gpt-4.1-mini", "backends": [{"provider": "openai"}]},
+    )
     assert status == 409 and body["error"]["code"] == "deployment_exists"
     status, body = call(server, "DELETE", "/admin/deployments/gpt")
     assert status == 409 and "config file" in body["error"]["message"]
@@ -112,3 +139,20 @@ def test_deployments_created_at_run_time_serve_and_persist(fakes: dict[str, Fake
         assert "team-grok" not in {m.id for m in client.models.list()}
     finally:
         server.stop()
+
+
+def test_cli_manages_deployments_and_chats(server: Server) -> None:
+    env = {"FOUNDRY_URL": server.url, "FOUNDRY_ADMIN_KEY": ADMIN_KEY}
+    created = run_cli(
+        "deployments", "create", "cli-gpt", "--model", "openai/gpt-4.1-mini", "--provider", "openai", env=env
+    )
+    assert created.returncode == 0, created.stderr
+    listed = run_cli("deployments", "list", env=env)
+    assert "cli-gpt" in listed.stdout and "openai:gpt-4.1-mini" in listed.stdout
+    chat = run_cli("chat", "cli-gpt", "--api-key", ADMIN_KEY, env=env, stdin="hello from the cli\n\n")
+    assert "You said: hello from the cli" in chat.stdout
+    assert run_cli("deployments", "delete", "cli-gpt", env=env).returncode == 0
+    refused = run_cli("deployments", "delete", "cli-gpt", env=env)
+    assert refused.returncode == 1 and "does not exist" in refused.stderr
+    unauthorized = run_cli("deployments", "list", env={"FOUNDRY_URL": server.url, "FOUNDRY_ADMIN_KEY": "wrong"})
+    assert unauthorized.returncode == 1 and "401" in unauthorized.stderr

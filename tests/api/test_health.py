@@ -39,6 +39,13 @@ def test_metrics_count_requests_tokens_and_latency_per_deployment(server: Server
 
 def test_openapi_describes_every_surface(server: Server) -> None:
     paths = json.loads(fetch(server, "/openapi.json"))["paths"]
-    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/admin/deployments", "/admin/catalog"):
+    for path in (
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/admin/deployments",
+        "/admin/catalog",
+    ):
         assert path in paths
     assert "requestBody" in paths["/admin/deployments"]["post"]

@@ -37,6 +37,8 @@ def test_other_host_names_and_origins_are_refused(open_server: Server) -> None:
 
 
 def test_no_key_off_loopback_refuses_to_start() -> None:
-    result = run_cli("serve", "--host", "0.0.0.0", "--port", "18999", env={"FOUNDRY_STORAGE__DATABASE": "sqlite:////tmp/x.db"})
+    result = run_cli(
+        "serve", "--host", "0.0.0.0", "--port", "18999", env={"FOUNDRY_STORAGE__DATABASE": "sqlite:////tmp/x.db"}
+    )
     assert result.returncode == 1
     assert "server.admin_key" in result.stderr and "required" in result.stderr

@@ -12,9 +12,18 @@ from openfoundry.deployments import zero_config_deployments
 from tests.harness import run_cli
 
 REQUIRED = [
-    "xai/grok-4", "xai/grok-4-fast-reasoning", "xai/grok-4-fast-non-reasoning", "xai/grok-code-fast-1", "xai/grok-3",
-    "xai/grok-3-mini", "xai/grok-2-vision", "xai/grok-2-image", "openai/gpt-4.1-mini", "anthropic/claude-sonnet-4-5",
-    "google/gemini-2.5-flash", "google/gemma-3-270m",
+    "xai/grok-4",
+    "xai/grok-4-fast-reasoning",
+    "xai/grok-4-fast-non-reasoning",
+    "xai/grok-code-fast-1",
+    "xai/grok-3",
+    "xai/grok-3-mini",
+    "xai/grok-2-vision",
+    "xai/grok-2-image",
+    "openai/gpt-4.1-mini",
+    "anthropic/claude-sonnet-4-5",
+    "google/gemini-2.5-flash",
+    "google/gemma-3-270m",
 ]
 PUBLISHERS = {"xai", "openai", "anthropic", "google", "mistral", "deepseek", "meta", "microsoft"}
 
@@ -65,7 +74,9 @@ def test_a_bad_card_names_its_file_and_field(tmp_path: Path) -> None:
 def test_zero_config_deploys_what_a_credential_unlocks(catalog: Catalog) -> None:
     providers = {"xai": ProviderSettings(type="xai")}
     deployed = {d.name: d for d in zero_config_deployments(catalog, providers)}
-    assert "grok-4" in deployed and deployed["grok-4"].backends[0].upstream_model == catalog.get("xai/grok-4").hosts["xai"]  # type: ignore[union-attr]
+    assert (
+        "grok-4" in deployed and deployed["grok-4"].backends[0].upstream_model == catalog.get("xai/grok-4").hosts["xai"]
+    )  # type: ignore[union-attr]
     assert all(d.card.publisher == "xai" for d in deployed.values())
     assert set(CREDENTIAL_ENV) >= {"xai", "openai", "anthropic", "gemini"}
 
