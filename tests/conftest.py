@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import azure, openai
+from tests.fakes import anthropic, azure, openai
 from tests.fakes.server import FakeServer
 from tests.harness import ADMIN_KEY, Server
 
-UPSTREAM_KEYS = {"openai": "sk-openai-upstream", "xai": "xai-upstream", "azure": "azure-upstream"}
+UPSTREAM_KEYS = {
+    "openai": "sk-openai-upstream",
+    "xai": "xai-upstream",
+    "azure": "azure-upstream",
+    "anthropic": "sk-ant-upstream",
+    "gemini": "gemini-upstream",
+}
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +28,7 @@ def fakes() -> Iterator[dict[str, FakeServer]]:
         "openai": FakeServer(openai.create(UPSTREAM_KEYS["openai"])).start(),
         "xai": FakeServer(openai.create(UPSTREAM_KEYS["xai"], flavour="xai")).start(),
         "azure": FakeServer(azure.create(UPSTREAM_KEYS["azure"])).start(),
+        "anthropic": FakeServer(anthropic.create(UPSTREAM_KEYS["anthropic"])).start(),
     }
     yield servers
     for server in servers.values():
@@ -36,6 +43,7 @@ def _calm_fakes(request: pytest.FixtureRequest) -> Iterator[None]:
         for server in request.getfixturevalue("fakes").values():
             server.app["faults"].delay = 0.0
             server.app["faults"].errors.clear()
+            server.app["faults"].retry_after = None
 
 
 def gateway_config(fakes: dict[str, FakeServer], **extra: Any) -> dict[str, Any]:
@@ -49,6 +57,11 @@ def gateway_config(fakes: dict[str, FakeServer], **extra: Any) -> dict[str, Any]
                 "api_key": UPSTREAM_KEYS["azure"],
             },
             "aoai": {"type": "azure-openai", "base_url": fakes["azure"].url, "api_key": UPSTREAM_KEYS["azure"]},
+            "anthropic": {
+                "type": "anthropic",
+                "base_url": fakes["anthropic"].url + "/v1",
+                "api_key": UPSTREAM_KEYS["anthropic"],
+            },
             "slow": {
                 "type": "openai",
                 "base_url": fakes["openai"].url + "/v1",
@@ -66,6 +79,7 @@ def gateway_config(fakes: dict[str, FakeServer], **extra: Any) -> dict[str, Any]
                 "backends": [{"provider": "aoai", "upstream_model": "my-gpt"}],
             },
             "embed": {"model": "openai/text-embedding-3-small", "backends": [{"provider": "openai"}]},
+            "claude": {"model": "anthropic/claude-sonnet-4-5", "backends": [{"provider": "anthropic"}]},
             "slow-gpt": {"model": "openai/gpt-4.1-mini", "backends": [{"provider": "slow"}]},
         },
         **extra,

@@ -142,9 +142,11 @@ def test_upstream_errors_keep_their_meaning(server: Server, fakes: dict[str, Fak
     fakes["openai"].app["faults"].errors.append(
         (429, b'{"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}')
     )
+    fakes["openai"].app["faults"].retry_after = "7"
     with pytest.raises(openai.RateLimitError) as limited:
         client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "x"}])
     assert limited.value.code == "rate_limit_exceeded"
+    assert limited.value.response.headers["retry-after"] == "7"
 
     fakes["openai"].app["faults"].errors.append((500, b"upstream exploded"))
     with pytest.raises(openai.InternalServerError) as failed:

@@ -65,6 +65,25 @@ def test_xai_specific_fields_survive_the_way_back(client: openai.OpenAI) -> None
     assert usage["cost_in_usd_ticks"] > 0
 
 
+def test_xai_reasoning_streams_through(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model="grok-mini",
+            reasoning_effort="high",
+            messages=[{"role": "user", "content": "think first"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    reasoning = "".join(
+        (c.choices[0].delta.model_extra or {}).get("reasoning_content", "") for c in chunks if c.choices
+    )
+    assert reasoning.strip() == "The user wrote 2 words."
+    usage = chunks[-1].model_dump()["usage"]
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 5
+    assert usage["cost_in_usd_ticks"] > 0
+
+
 def test_streaming_with_usage(client: openai.OpenAI) -> None:
     chunks = list(
         client.chat.completions.create(

@@ -18,6 +18,8 @@ class Faults:
     """Seconds to wait before answering."""
     errors: list[tuple[int, bytes]] = field(default_factory=list)
     """(status, body) answers to give, first to last, before behaving again."""
+    retry_after: str | None = None
+    """A Retry-After header for those error answers."""
 
     def next_error(self) -> tuple[int, bytes] | None:
         return self.errors.pop(0) if self.errors else None
@@ -94,5 +96,6 @@ async def _observe(request: web.Request, handler: web.RequestHandler) -> web.Str
         record.settled.set()
     error = faults.next_error()
     if error is not None:
-        return web.Response(status=error[0], body=error[1], content_type="application/json")
+        headers = {"Retry-After": faults.retry_after} if faults.retry_after else None
+        return web.Response(status=error[0], body=error[1], content_type="application/json", headers=headers)
     return await handler(request)
