@@ -18,11 +18,13 @@ from openfoundry.deployments import (
     DeploymentManager,
     Deployments,
     build_deployment,
+    check_fallbacks,
     zero_config_deployments,
 )
 from openfoundry.errors import InvalidRequest
 from openfoundry.gateway import Gateway
 from openfoundry.providers.registry import build_provider
+from openfoundry.routing.dispatch import Dispatcher
 from openfoundry.routing.router import Router
 from openfoundry.store.db import Database
 from openfoundry.telemetry.metrics import Metrics
@@ -38,7 +40,9 @@ def configured_deployments(settings: Settings, catalog: Catalog) -> list[Deploym
     found = []
     for name, spec in settings.deployments.items():
         try:
-            found.append(build_deployment(name, spec, catalog, settings.providers, "config"))
+            deployment = build_deployment(name, spec, catalog, settings.providers, "config")
+            check_fallbacks(deployment, lambda other: other in settings.deployments)
+            found.append(deployment)
         except InvalidRequest as exc:
             raise ConfigError(f"invalid configuration:\n  deployments.{name}: {exc.message}") from exc
     return found
@@ -52,7 +56,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     manager = DeploymentManager(registry, db, catalog, settings.providers, configured_deployments(settings, catalog))
     auth = Authenticator(settings.server.admin_key.get_secret_value() if settings.server.admin_key else None)
     metrics = Metrics()
-    gateway = Gateway(auth, registry, providers, Router(), metrics)
+    router = Router()
+    gateway = Gateway(auth, registry, Dispatcher(router, providers), metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

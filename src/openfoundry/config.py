@@ -94,6 +94,33 @@ class BackendSettings(Strict):
     upstream_model: str | None = None
     priority: int = Field(1, ge=1)
     weight: float = Field(1.0, gt=0)
+    price: float | None = Field(None, ge=0)
+    """USD per million tokens (input + output) on this host, for the `cost` strategy; the catalog's otherwise."""
+
+
+class RetrySettings(Strict):
+    attempts: int = Field(3, ge=1, le=10)
+    """Calls made for one request, the first included."""
+    deadline: float = Field(60.0, gt=0)
+    """Seconds all attempts together may take (a stream's counts until its first byte)."""
+    backoff: float = Field(0.05, ge=0)
+    """Base of the exponential backoff between attempts on the same backend, in seconds (full jitter)."""
+    backoff_max: float = Field(2.0, ge=0)
+
+
+class BreakerSettings(Strict):
+    failures: int = Field(5, ge=1)
+    """Consecutive failures that open the breaker."""
+    rate: float = Field(0.5, gt=0, le=1)
+    """Failure share of the last `window` calls that opens it."""
+    window: int = Field(20, ge=1)
+    cooldown: float = Field(10.0, gt=0)
+    """Seconds open before a probe is let through."""
+    probes: int = Field(1, ge=1)
+
+
+FallbackCondition = Literal["context_length_exceeded", "content_filter", "unavailable"]
+Strategy = Literal["weighted", "least-inflight", "latency", "cost"]
 
 
 class LimitSettings(Strict):
@@ -106,6 +133,14 @@ class DeploymentSettings(Strict):
     model: str
     backends: list[BackendSettings] = Field(min_length=1)
     limits: LimitSettings | None = None
+    strategy: Strategy = "weighted"
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    fallbacks: list[str] = Field(default_factory=list)
+    """Deployments to try, in order, when this one fails for a reason in `fallback_on`."""
+    fallback_on: list[FallbackCondition] = Field(default=["context_length_exceeded", "content_filter", "unavailable"])
+    hedge_after: float | None = Field(None, gt=0)
+    """Seconds after which a second backend is asked too; the first answer wins (off when unset)."""
 
 
 class Settings(Strict):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from openfoundry.catalog import Catalog, ModelCard
-from openfoundry.config import DeploymentSettings, ProviderSettings
+from openfoundry.config import BackendSettings, DeploymentSettings, ProviderSettings
 from openfoundry.errors import Conflict, InvalidRequest, NotFound
 from openfoundry.store.db import Database
 
@@ -24,6 +24,8 @@ class Backend:
     upstream_model: str
     priority: int = 1
     weight: float = 1.0
+    price: float | None = None
+    """USD per million tokens (input + output) on this host; None: the catalog's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,19 +33,19 @@ class Deployment:
     name: str
     card: ModelCard
     backends: tuple[Backend, ...]
-    limits: Mapping[str, int | None] | None
+    settings: DeploymentSettings
+    """Routing policy (strategy, retry, breaker, fallbacks, hedging) and limits, as configured."""
     source: Source
 
     def spec(self) -> dict[str, Any]:
-        """The deployment as the admin API and the database hold it."""
-        return {
-            "model": self.card.id,
-            "backends": [
-                {"provider": b.provider, "upstream_model": b.upstream_model, "priority": b.priority, "weight": b.weight}
-                for b in self.backends
-            ],
-            "limits": dict(self.limits) if self.limits else None,
-        }
+        """The deployment as the admin API and the database hold it, upstream names resolved."""
+        spec = self.settings.model_dump(mode="json")
+        spec["backends"] = [
+            {"provider": b.provider, "upstream_model": b.upstream_model, "priority": b.priority, "weight": b.weight}
+            | ({"price": b.price} if b.price is not None else {})
+            for b in self.backends
+        ]
+        return spec
 
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, **self.spec()}
@@ -87,9 +89,20 @@ def build_deployment(
                 f"set backends[{index}].upstream_model",
                 param=f"backends.{index}.upstream_model",
             )
-        backends.append(Backend(backend.provider, upstream, backend.priority, backend.weight))
-    limits = settings.limits.model_dump() if settings.limits else None
-    return Deployment(name, card, tuple(backends), limits, source)
+        backends.append(Backend(backend.provider, upstream, backend.priority, backend.weight, backend.price))
+    if name in settings.fallbacks:
+        raise InvalidRequest(f"deployment {name!r}: it cannot be its own fallback", param="fallbacks")
+    return Deployment(name, card, tuple(backends), settings, source)
+
+
+def check_fallbacks(deployment: Deployment, exists: Callable[[str], bool]) -> None:
+    for index, fallback in enumerate(deployment.settings.fallbacks):
+        if not exists(fallback):
+            raise InvalidRequest(
+                f"deployment {deployment.name!r}: fallback {fallback!r} is not a deployment",
+                param=f"fallbacks.{index}",
+                code="unknown_deployment",
+            )
 
 
 def zero_config_deployments(catalog: Catalog, providers: Mapping[str, ProviderSettings]) -> list[Deployment]:
@@ -99,7 +112,8 @@ def zero_config_deployments(catalog: Catalog, providers: Mapping[str, ProviderSe
         for name, provider in sorted(providers.items()):
             upstream = card.hosts.get(provider.type)
             if upstream is not None and card.short_name not in found:
-                found[card.short_name] = Deployment(card.short_name, card, (Backend(name, upstream),), None, "auto")
+                settings = DeploymentSettings(model=card.id, backends=[BackendSettings(provider=name)])
+                found[card.short_name] = Deployment(card.short_name, card, (Backend(name, upstream),), settings, "auto")
     return list(found.values())
 
 
@@ -167,6 +181,7 @@ class DeploymentManager:
                 param="name",
             )
         deployment = build_deployment(name, raw, self.catalog, self.providers, "api")
+        check_fallbacks(deployment, lambda other: other in self.registry)
         if name in self.registry or not await self.db.insert_deployment(name, deployment.spec()):
             raise Conflict(f"deployment {name!r} already exists", code="deployment_exists")
         self.registry.put(deployment)

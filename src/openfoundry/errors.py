@@ -92,6 +92,8 @@ class UpstreamError(FoundryError):
 
     status = 502
     type = "upstream_error"
+    upstream_status: int | None = None
+    """The status the upstream itself answered with, when it answered."""
 
 
 class UpstreamUnavailable(FoundryError):
@@ -100,6 +102,14 @@ class UpstreamUnavailable(FoundryError):
     status = 502
     type = "upstream_error"
     code = "upstream_unavailable"
+
+
+class Unavailable(FoundryError):
+    """No backend of a deployment could serve the call."""
+
+    status = 503
+    type = "server_error"
+    code = "deployment_unavailable"
 
 
 class UpstreamTimeout(FoundryError):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from openfoundry.deployments import Backend, Deployment, Deployments
-from openfoundry.errors import FoundryError, ModelNotFound, UpstreamUnavailable
-from openfoundry.providers.base import Call, Kind, Provider, Stream, Usage
-from openfoundry.routing.router import Router
+from openfoundry.errors import FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
+from openfoundry.providers.base import Kind, Stream, Usage
+from openfoundry.routing.dispatch import Dispatcher, Served
 from openfoundry.telemetry.metrics import Metrics
 from openfoundry.tenancy.auth import Authenticator, Principal
 from openfoundry.wire import sse
@@ -30,19 +30,23 @@ class Outcome:
     chunks: AsyncGenerator[bytes, None] | None = None
 
 
+def fallback_condition(exc: FoundryError) -> str | None:
+    """Which `fallback_on` condition an error meets, if any."""
+    if isinstance(exc, Unavailable | UpstreamUnavailable | UpstreamTimeout) or exc.status in (502, 503, 504):
+        return "unavailable"
+    text = f"{exc.code or ''} {exc.message}".lower()
+    if "context_length" in text or "context length" in text or "prompt is too long" in text:
+        return "context_length_exceeded"
+    if "content_filter" in text or "content filter" in text:
+        return "content_filter"
+    return None
+
+
 class Gateway:
-    def __init__(
-        self,
-        auth: Authenticator,
-        deployments: Deployments,
-        providers: Mapping[str, Provider],
-        router: Router,
-        metrics: Metrics,
-    ) -> None:
+    def __init__(self, auth: Authenticator, deployments: Deployments, dispatcher: Dispatcher, metrics: Metrics) -> None:
         self.auth = auth
         self.deployments = deployments
-        self.providers = providers
-        self.router = router
+        self.dispatcher = dispatcher
         self.metrics = metrics
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
@@ -57,34 +61,42 @@ class Gateway:
     async def call(self, principal: Principal, kind: Kind, body: dict[str, Any], raw: bytes, started: float) -> Outcome:
         deployment = self.resolve(principal, body.get("model"))
         stream = bool(body.get("stream")) and kind != "embeddings"
-        failure: FoundryError | None = None
-        for backend in self.router.order(deployment):
-            provider = self.providers[backend.provider]
-            call = Call(kind, body, raw, backend.upstream_model, stream)
+        tried = {deployment.name}
+        while True:
             try:
-                if stream:
-                    opened = await provider.stream(call)
-                    upstream = time.perf_counter() - started
-                    chunks = self._metered(opened, deployment, backend, kind, started, upstream)
-                    return Outcome(deployment, backend, chunks=chunks)
-                called = time.perf_counter()
-                reply = await provider.complete(call)
-            except UpstreamUnavailable as exc:
-                self.metrics.error(deployment.name, backend.provider, kind, exc.code or exc.type)
-                failure = exc
-                continue
+                served = await self.dispatcher.dispatch(deployment, kind, body, raw, stream)
             except FoundryError as exc:
-                self.metrics.error(deployment.name, backend.provider, kind, exc.code or exc.type)
-                self._record(deployment, backend, kind, exc.status, started, None, None)
-                raise
-            upstream = time.perf_counter() - called
-            self._record(deployment, backend, kind, 200, started, upstream, reply.usage)
-            return Outcome(deployment, backend, body=reply.body)
-        assert failure is not None
-        raise failure
+                self.metrics.error(deployment.name, "", kind, exc.code or exc.type)
+                fallback = self._fallback(deployment, exc, tried)
+                if fallback is None:
+                    self._record(deployment, "", kind, exc.status, started, None, None)
+                    raise
+                deployment = fallback
+                tried.add(fallback.name)
+                continue
+            return self._outcome(deployment, served, kind, started)
+
+    def _fallback(self, deployment: Deployment, exc: FoundryError, tried: set[str]) -> Deployment | None:
+        condition = fallback_condition(exc)
+        if condition is None or condition not in deployment.settings.fallback_on:
+            return None
+        for name in deployment.settings.fallbacks:
+            fallback = self.deployments.get(name)
+            if fallback is not None and name not in tried:
+                return fallback
+        return None
+
+    def _outcome(self, deployment: Deployment, served: Served, kind: Kind, started: float) -> Outcome:
+        provider = served.backend.provider
+        if served.stream is not None:
+            chunks = self._metered(served.stream, deployment, provider, kind, started, served.upstream_seconds)
+            return Outcome(deployment, served.backend, chunks=chunks)
+        assert served.reply is not None
+        self._record(deployment, provider, kind, 200, started, served.upstream_seconds, served.reply.usage)
+        return Outcome(deployment, served.backend, body=served.reply.body)
 
     async def _metered(
-        self, stream: Stream, deployment: Deployment, backend: Backend, kind: Kind, started: float, upstream: float
+        self, stream: Stream, deployment: Deployment, provider: str, kind: Kind, started: float, upstream: float
     ) -> AsyncGenerator[bytes, None]:
         status = 499
         try:
@@ -93,16 +105,16 @@ class Gateway:
             status = 200
         except FoundryError as exc:
             status = exc.status
-            self.metrics.error(deployment.name, backend.provider, kind, exc.code or exc.type)
+            self.metrics.error(deployment.name, provider, kind, exc.code or exc.type)
             yield sse.encode(exc.openai_body())
         finally:
             await stream.chunks.aclose()
-            self._record(deployment, backend, kind, status, started, upstream, stream.usage)
+            self._record(deployment, provider, kind, status, started, upstream, stream.usage)
 
     def _record(
         self,
         deployment: Deployment,
-        backend: Backend,
+        provider: str,
         kind: Kind,
         status: int,
         started: float,
@@ -111,7 +123,7 @@ class Gateway:
     ) -> None:
         self.metrics.record(
             deployment.name,
-            backend.provider,
+            provider,
             kind,
             status=status,
             duration=time.perf_counter() - started,

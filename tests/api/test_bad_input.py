@@ -144,15 +144,16 @@ def test_upstream_errors_keep_their_meaning(server: Server, fakes: dict[str, Fak
     )
     fakes["openai"].app["faults"].retry_after = "7"
     with pytest.raises(openai.RateLimitError) as limited:
-        client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(model="gpt-once", messages=[{"role": "user", "content": "x"}])
     assert limited.value.code == "rate_limit_exceeded"
     assert limited.value.response.headers["retry-after"] == "7"
 
     fakes["openai"].app["faults"].errors.append((500, b"upstream exploded"))
     with pytest.raises(openai.InternalServerError) as failed:
-        client.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "x"}])
-    assert failed.value.status_code == 502
-    assert "upstream exploded" in failed.value.message
+        client.chat.completions.create(model="gpt-once", messages=[{"role": "user", "content": "x"}])
+    assert failed.value.status_code == 503
+    assert failed.value.code == "deployment_unavailable"
+    assert "'gpt-once'" in failed.value.message and "upstream exploded" in failed.value.message
 
 
 def test_a_bad_upstream_key_is_the_gateways_fault_not_the_clients(server: Server, fakes: dict[str, FakeServer]) -> None:
@@ -177,7 +178,7 @@ def test_read_timeout_is_504_with_a_clear_message(server: Server, fakes: dict[st
     assert "0.5 s" in caught.value.message
 
 
-def test_unreachable_upstream_is_502() -> None:
+def test_unreachable_upstream_is_503_naming_the_deployment() -> None:
     dead = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}
     server = Server(
         {
@@ -190,8 +191,9 @@ def test_unreachable_upstream_is_502() -> None:
         status, answer = post(
             server, "/v1/chat/completions", b'{"model": "gone", "messages": [{"role": "user", "content": "x"}]}'
         )
-        assert status == 502
-        assert "unreachable" in assert_openai_error(answer, "upstream_unavailable")["message"]
+        assert status == 503
+        message = assert_openai_error(answer, "deployment_unavailable")["message"]
+        assert "'gone'" in message and "unreachable" in message
     finally:
         server.stop()
 

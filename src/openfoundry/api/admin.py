@@ -5,22 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from openfoundry.catalog import Catalog
-from openfoundry.config import BackendSettings, LimitSettings
+from openfoundry.config import DeploymentSettings
 from openfoundry.deployments import DeploymentManager
 from openfoundry.errors import NotFound
 from openfoundry.tenancy.auth import Authenticator
 
 
-class DeploymentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DeploymentIn(DeploymentSettings):
     name: str = Field(description="What clients send as `model`.")
-    model: str = Field(description="Catalog id, publisher/name.")
-    backends: list[BackendSettings] = Field(min_length=1)
-    limits: LimitSettings | None = None
 
 
 def add_routes(app: FastAPI, auth: Authenticator, catalog: Catalog, manager: DeploymentManager) -> None:
@@ -46,7 +41,7 @@ def add_routes(app: FastAPI, auth: Authenticator, catalog: Catalog, manager: Dep
 
     @router.post("/deployments", status_code=201)
     async def create_deployment(spec: DeploymentIn) -> dict[str, Any]:
-        raw = spec.model_dump(exclude={"name"}, exclude_none=True)
+        raw = spec.model_dump(exclude={"name"}, exclude_unset=True)
         return (await manager.create(spec.name, raw)).public()
 
     @router.get("/deployments/{name}")

@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 
 from openfoundry.config import ProviderSettings
-from openfoundry.errors import FoundryError, InvalidRequest, UpstreamError, error_type_for_status
+from openfoundry.errors import FoundryError, InvalidRequest, UpstreamError
 from openfoundry.providers.base import Call, Reply, Stream, Usage
-from openfoundry.providers.http import Http, retry_after, upstream_status
+from openfoundry.providers.http import Http, upstream_failure
 from openfoundry.wire import sse
 
 BASE_URL = "https://api.anthropic.com/v1"
@@ -125,9 +125,7 @@ def _blocks(content: Any, where: str, *, images: bool = True) -> list[dict[str, 
                 "source": _image_source(part.get("image_url"), f"{where}.content[{number}]"),
             }
         else:
-            raise InvalidRequest(
-                f"{where}.content[{number}]: part type {kind!r} is not supported here", param=where
-            )
+            raise InvalidRequest(f"{where}.content[{number}]: part type {kind!r} is not supported here", param=where)
         if "cache_control" in part:
             block["cache_control"] = part["cache_control"]
         blocks.append(block)
@@ -143,9 +141,7 @@ def _image_source(image: Any, where: str) -> dict[str, Any]:
     header, comma, data = url.partition(",")
     params = header[5:].split(";") if header.startswith("data:") else []
     if not comma or "base64" not in params[1:]:
-        raise InvalidRequest(
-            f"{where}.image_url.url: must be an http(s) URL or a base64 data: URL", param=where
-        )
+        raise InvalidRequest(f"{where}.image_url.url: must be an http(s) URL or a base64 data: URL", param=where)
     return {"type": "base64", "media_type": params[0], "data": data}
 
 
@@ -155,9 +151,7 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any
     for number, call in enumerate(message.get("tool_calls") or []):
         function = call.get("function") or {}
         value = _arguments(function.get("arguments"), f"{where}.tool_calls[{number}].function.arguments")
-        blocks.append(
-            {"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": value}
-        )
+        blocks.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": value})
     return blocks
 
 
@@ -479,20 +473,7 @@ def translate_error(provider: str, status: int, data: bytes, headers: Mapping[st
         message = str(error["message"])
     else:
         message = data[:500].decode(errors="replace").strip() or f"HTTP {status}"
-    if status in (401, 403):
-        return UpstreamError(
-            f"provider {provider!r} rejected the gateway's credentials: {message}",
-            status=502,
-            code="upstream_auth_error",
-        )
-    client_status = 503 if status == 529 else upstream_status(status)  # 529: Anthropic is overloaded
-    return UpstreamError(
-        message if client_status < 500 else f"provider {provider!r} failed: {message}",
-        status=client_status,
-        type=error_type_for_status(client_status),
-        code=f"upstream_{status}" if client_status >= 500 else None,
-        headers=retry_after(headers),
-    )
+    return upstream_failure(provider, status, message, headers)
 
 
 # -- the provider
@@ -548,9 +529,7 @@ class AnthropicProvider:
             finally:
                 response.release()
             raise translate_error(self.name, response.status, data, response.headers)
-        translator = StreamTranslator(
-            self.name, include_usage=call.include_usage, json_tool=uses_json_tool(call.body)
-        )
+        translator = StreamTranslator(self.name, include_usage=call.include_usage, json_tool=uses_json_tool(call.body))
         return Stream(self._relay(self.http.chunks(response), translator), translator.usage)
 
     async def _relay(

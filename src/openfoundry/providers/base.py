@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -52,6 +52,16 @@ class Reply:
     usage: Usage | None = None
 
 
+class Chunks(Protocol):
+    """An async iterator of bytes that can be closed early (an async generator is one)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Stream:
     """A streamed answer: SSE bytes of `chat.completion.chunk` (or completion) events ending in [DONE].
@@ -59,7 +69,7 @@ class Stream:
     The producer fills `usage` as the upstream reports it; closing `chunks` releases the upstream.
     """
 
-    chunks: AsyncGenerator[bytes, None]
+    chunks: Chunks
     usage: Usage = field(default_factory=Usage)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from openfoundry.config import ProviderSettings
-from openfoundry.errors import UpstreamTimeout, UpstreamUnavailable
+from openfoundry.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, error_type_for_status
 
 
 class Http:
@@ -84,14 +84,52 @@ class Http:
         return exc
 
 
+def upstream_failure(
+    provider: str,
+    status: int,
+    message: str,
+    headers: Mapping[str, str],
+    *,
+    type: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
+    auth_refused: bool = False,
+) -> UpstreamError:
+    """The error a client gets for an upstream's error answer, whatever protocol it came in.
+
+    `auth_refused` marks answers that mean the upstream refused the gateway's own credentials even
+    though their status says otherwise (xAI and Gemini answer a bad key with 400).
+    """
+    if status in (401, 403) or auth_refused:
+        error = UpstreamError(
+            f"provider {provider!r} rejected the gateway's credentials: {message}",
+            status=502,
+            code="upstream_auth_error",
+        )
+    else:
+        client_status = upstream_status(status)
+        error = UpstreamError(
+            message if client_status < 500 else f"provider {provider!r} failed: {message}",
+            status=client_status,
+            type=type or error_type_for_status(client_status),
+            code=code or (f"upstream_{status}" if client_status >= 500 else None),
+            param=param,
+            headers=retry_after(headers),
+        )
+    error.upstream_status = status
+    return error
+
+
 def upstream_status(status: int) -> int:
     """The status a client gets for an upstream error status.
 
     Request problems keep their status; the upstream refusing *our* credentials is a gateway fault (502),
-    not the client's; 5xx other than 503/504 become 502.
+    not the client's; an overloaded upstream (Anthropic's 529) is 503; other 5xx become 502.
     """
     if status in (401, 403, 407):
         return 502
+    if status == 529:
+        return 503
     if 400 <= status < 500 or status in (503, 504):
         return status
     return 502

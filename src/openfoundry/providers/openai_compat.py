@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from openfoundry.config import ProviderSettings
-from openfoundry.errors import FoundryError, UpstreamError, error_type_for_status
+from openfoundry.errors import FoundryError, UpstreamError
 from openfoundry.providers.base import Call, Reply, Stream, Usage
-from openfoundry.providers.http import Http, error_fields, retry_after, upstream_status
+from openfoundry.providers.http import Http, error_fields, upstream_failure
 from openfoundry.wire import sse
 
 BASE_URLS = {
@@ -154,18 +154,7 @@ class OpenAICompatible:
         if message is None:
             text = data[:500].decode(errors="replace").strip()
             message = text or f"HTTP {status}"
-        if status in (401, 403) or (status == 400 and "api key" in message.lower()):
-            return UpstreamError(
-                f"provider {self.name!r} rejected the gateway's credentials: {message}",
-                status=502,
-                code="upstream_auth_error",
-            )
-        client_status = upstream_status(status)
-        return UpstreamError(
-            message if client_status < 500 else f"provider {self.name!r} failed: {message}",
-            status=client_status,
-            type=kind or error_type_for_status(client_status),
-            code=code or (f"upstream_{status}" if client_status >= 500 else None),
-            param=param,
-            headers=retry_after(headers),
+        auth_refused = status == 400 and "api key" in message.lower()
+        return upstream_failure(
+            self.name, status, message, headers, type=kind, code=code, param=param, auth_refused=auth_refused
         )
