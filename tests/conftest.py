@@ -81,7 +81,11 @@ def gateway_config(fakes: dict[str, FakeServer], **extra: Any) -> dict[str, Any]
             "embed": {"model": "openai/text-embedding-3-small", "backends": [{"provider": "openai"}]},
             "claude": {"model": "anthropic/claude-sonnet-4-5", "backends": [{"provider": "anthropic"}]},
             "slow-gpt": {"model": "openai/gpt-4.1-mini", "backends": [{"provider": "slow"}], "retry": {"attempts": 1}},
-            "gpt-once": {"model": "openai/gpt-4.1-mini", "backends": [{"provider": "openai"}], "retry": {"attempts": 1}},
+            "gpt-once": {
+                "model": "openai/gpt-4.1-mini",
+                "backends": [{"provider": "openai"}],
+                "retry": {"attempts": 1},
+            },
         },
         **extra,
     }

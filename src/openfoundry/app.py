@@ -76,6 +76,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     app = FastAPI(title="Openfoundry", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     openai.add_routes(app, gateway, settings.server.max_body_bytes)
-    admin.add_routes(app, auth, catalog, manager)
+    admin.add_routes(app, auth, catalog, manager, router)
+    metrics.watch_backends(lambda: ((d, router.states(d)) for d in registry))
     health.add_routes(app, db, metrics)
     return app

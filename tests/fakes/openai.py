@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes import brain
-from tests.fakes.server import new_app
+from tests.fakes.server import new_app, send_event
 
 
 def create(api_key: str = "sk-upstream", flavour: str = "openai") -> web.Application:
@@ -166,13 +166,15 @@ async def _stream_chat(
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
 
+    sent = [0]
+
     async def send(delta: dict[str, Any], finish: str | None = None) -> None:
         chunk = {
             **base,
             "object": "chat.completion.chunk",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
-        await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        await send_event(request, response, json.dumps(chunk).encode(), sent)
 
     await send({"role": "assistant", "content": ""})
     if answer.reasoning:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -20,9 +21,58 @@ class Faults:
     """(status, body) answers to give, first to last, before behaving again."""
     retry_after: str | None = None
     """A Retry-After header for those error answers."""
+    failure_rate: float = 0.0
+    """Share of calls (chosen by a seeded random) that fail the way `failure` says."""
+    failure: str = "500"
+    """How a call fails: "500", "503", "429", "reset", "truncated" or "malformed"."""
+    cut_after: int | None = None
+    """Streams stop (connection dropped) after this many events."""
+    drip: float = 0.0
+    """Seconds between streamed events (a slow-drip stream)."""
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
 
     def next_error(self) -> tuple[int, bytes] | None:
         return self.errors.pop(0) if self.errors else None
+
+    def failing(self) -> bool:
+        return self.failure_rate > 0 and self.rng.random() < self.failure_rate
+
+
+async def send_event(request: web.Request, response: web.StreamResponse, data: bytes, sent: list[int]) -> None:
+    """Write one SSE event, applying the stream faults (`drip`, `cut_after`)."""
+    faults: Faults = request.app["faults"]
+    if faults.cut_after is not None and sent[0] >= faults.cut_after:
+        assert request.transport is not None
+        request.transport.abort()
+        raise ConnectionResetError("fake cut the stream")
+    if faults.drip and sent[0]:
+        await asyncio.sleep(faults.drip)
+    await response.write(b"data: " + data + b"\n\n")
+    sent[0] += 1
+
+
+async def _fail(request: web.Request, kind: str, retry_after: str | None) -> web.StreamResponse:
+    if kind == "reset":
+        assert request.transport is not None
+        request.transport.abort()
+        raise ConnectionResetError("fake reset the connection")
+    if kind == "truncated":
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": "400"})
+        await response.prepare(request)
+        await response.write(b'{"id": "chatcmpl-cut", "object": "chat.completion", "choices": [')
+        assert request.transport is not None
+        request.transport.abort()
+        raise ConnectionResetError("fake truncated the body")
+    if kind == "malformed":
+        return web.Response(status=200, body=b'{"id": "chatcmpl-bad", "choices": [{', content_type="application/json")
+    status = int(kind)
+    body = b'{"error": {"message": "fake failure", "type": "server_error", "param": null, "code": null}}'
+    return web.Response(
+        status=status,
+        body=body,
+        content_type="application/json",
+        headers={"Retry-After": retry_after} if retry_after else None,
+    )
 
 
 @dataclass
@@ -94,6 +144,8 @@ async def _observe(request: web.Request, handler: web.RequestHandler) -> web.Str
         if request.transport is None or request.transport.is_closing():
             record.abandoned += 1
         record.settled.set()
+    if faults.failing():
+        return await _fail(request, faults.failure, faults.retry_after)
     error = faults.next_error()
     if error is not None:
         headers = {"Retry-After": faults.retry_after} if faults.retry_after else None

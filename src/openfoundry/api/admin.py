@@ -11,6 +11,7 @@ from openfoundry.catalog import Catalog
 from openfoundry.config import DeploymentSettings
 from openfoundry.deployments import DeploymentManager
 from openfoundry.errors import NotFound
+from openfoundry.routing.router import Router
 from openfoundry.tenancy.auth import Authenticator
 
 
@@ -18,42 +19,42 @@ class DeploymentIn(DeploymentSettings):
     name: str = Field(description="What clients send as `model`.")
 
 
-def add_routes(app: FastAPI, auth: Authenticator, catalog: Catalog, manager: DeploymentManager) -> None:
+def add_routes(app: FastAPI, auth: Authenticator, catalog: Catalog, manager: DeploymentManager, router: Router) -> None:
     def require_admin(request: Request) -> None:
         auth.authenticate(request.headers, admin_route=True)
 
-    router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+    admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
-    @router.get("/catalog")
+    @admin.get("/catalog")
     async def list_catalog() -> dict[str, Any]:
         return {"object": "list", "data": [card.model_dump(mode="json") for card in catalog]}
 
-    @router.get("/catalog/{model_id:path}")
+    @admin.get("/catalog/{model_id:path}")
     async def get_card(model_id: str) -> dict[str, Any]:
         card = catalog.get(model_id)
         if card is None:
             raise NotFound(f"model {model_id!r} is not in the catalog", code="model_not_in_catalog")
         return card.model_dump(mode="json")
 
-    @router.get("/deployments")
+    @admin.get("/deployments")
     async def list_deployments() -> dict[str, Any]:
         return {"object": "list", "data": [d.public() for d in manager.registry]}
 
-    @router.post("/deployments", status_code=201)
+    @admin.post("/deployments", status_code=201)
     async def create_deployment(spec: DeploymentIn) -> dict[str, Any]:
         raw = spec.model_dump(exclude={"name"}, exclude_unset=True)
         return (await manager.create(spec.name, raw)).public()
 
-    @router.get("/deployments/{name}")
+    @admin.get("/deployments/{name}")
     async def get_deployment(name: str) -> dict[str, Any]:
         deployment = manager.registry.get(name)
         if deployment is None:
             raise NotFound(f"deployment {name!r} does not exist", code="deployment_not_found")
-        return deployment.public()
+        return deployment.public() | {"backend_status": router.snapshot(deployment)}
 
-    @router.delete("/deployments/{name}")
+    @admin.delete("/deployments/{name}")
     async def delete_deployment(name: str) -> dict[str, Any]:
         await manager.delete(name)
         return {"name": name, "deleted": True}
 
-    app.include_router(router)
+    app.include_router(admin)

@@ -16,7 +16,7 @@ import orjson
 from openfoundry.config import ProviderSettings
 from openfoundry.errors import FoundryError, InvalidRequest, UpstreamError
 from openfoundry.providers.base import Call, Reply, Stream, Usage
-from openfoundry.providers.http import Http, upstream_failure
+from openfoundry.providers.http import Http, malformed, upstream_failure
 from openfoundry.wire import sse
 
 BASE_URL = "https://api.anthropic.com/v1"
@@ -356,7 +356,7 @@ class StreamTranslator:
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return self._fail(UpstreamError(f"provider {self.provider!r} sent a malformed stream event"))
+            return self._fail(malformed(self.provider, "sent a malformed stream event"))
         return self.feed(event) if isinstance(event, dict) else []
 
     def feed(self, event: dict[str, Any]) -> list[bytes]:
@@ -513,7 +513,7 @@ class AnthropicProvider:
         try:
             message = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError(f"provider {self.name!r} answered with malformed JSON") from exc
+            raise malformed(self.name) from exc
         if not isinstance(message, dict):
             raise UpstreamError(f"provider {self.name!r} answered with something other than a message")
         body = response_body(message, created=int(time.time()), json_tool=uses_json_tool(call.body))

@@ -120,6 +120,13 @@ def upstream_failure(
     return error
 
 
+def malformed(provider: str, what: str = "answered with malformed JSON") -> UpstreamError:
+    """An upstream answer we cannot read: a bad gateway, so another backend may be tried."""
+    error = UpstreamError(f"provider {provider!r} {what}", code="upstream_malformed")
+    error.upstream_status = 502
+    return error
+
+
 def upstream_status(status: int) -> int:
     """The status a client gets for an upstream error status.
 

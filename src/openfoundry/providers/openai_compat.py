@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from openfoundry.config import ProviderSettings
-from openfoundry.errors import FoundryError, UpstreamError
+from openfoundry.errors import FoundryError, UpstreamUnavailable
 from openfoundry.providers.base import Call, Reply, Stream, Usage
-from openfoundry.providers.http import Http, error_fields, upstream_failure
+from openfoundry.providers.http import Http, error_fields, malformed, upstream_failure
 from openfoundry.wire import sse
 
 BASE_URLS = {
@@ -77,7 +77,7 @@ class OpenAICompatible:
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError(f"provider {self.name!r} answered with malformed JSON") from exc
+            raise malformed(self.name) from exc
         return Reply(data, self.usage(payload.get("usage") if isinstance(payload, dict) else None))
 
     async def stream(self, call: Call) -> Stream:
@@ -96,35 +96,46 @@ class OpenAICompatible:
     async def _relay(
         self, upstream: AsyncGenerator[bytes, None], usage: Usage, *, hide_usage: bool
     ) -> AsyncGenerator[bytes, None]:
-        """Forward each SSE event as it arrives, noting usage; drop the usage-only chunk we asked for."""
+        """Forward each SSE event as it arrives, noting usage; a stream must end with [DONE]."""
         decoder = sse.Decoder()
+        done = False
         try:
             async for chunk in upstream:
                 out = []
                 for event in decoder.feed(chunk):
-                    if b'"usage"' in event.data and event.data != b"[DONE]":
-                        payload = orjson.loads(event.data)
-                        reported = self.usage(payload.get("usage"))
-                        if reported is not None:
-                            usage.update(reported)
-                            if hide_usage:
-                                if not payload.get("choices"):
-                                    continue
-                                payload.pop("usage")
-                                out.append(sse.encode(orjson.dumps(payload), event.event))
-                                continue
-                    elif event.data.startswith(b"{") and b'"error"' in event.data:
-                        payload = orjson.loads(event.data)
-                        if isinstance(payload.get("error"), dict | str) and "choices" not in payload:
-                            out.append(sse.encode(self.error(502, event.data, {}).openai_body()))
-                            continue
-                    out.append(sse.encode(event.data, event.event))
+                    done = done or event.data == b"[DONE]"
+                    relayed = self._relay_event(event, usage, hide_usage)
+                    if relayed:
+                        out.append(relayed)
                 if out:
                     yield b"".join(out)
-            for event in decoder.flush():
-                yield sse.encode(event.data, event.event)
+            if not done:
+                raise UpstreamUnavailable(f"provider {self.name!r} ended the stream before [DONE]")
         finally:
             await upstream.aclose()
+
+    def _relay_event(self, event: sse.Event, usage: Usage, hide_usage: bool) -> bytes | None:
+        """The event as the client gets it: as it came, without the usage we asked for, or as an error."""
+        data = event.data
+        interesting = data.startswith(b"{") and (b'"usage"' in data or b'"error"' in data)
+        if not interesting:
+            return sse.encode(data, event.event)
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise malformed(self.name, "sent a malformed stream event") from exc
+        if "choices" not in payload and isinstance(payload.get("error"), dict | str):
+            return sse.encode(self.error(502, data, {}).openai_body())
+        reported = self.usage(payload.get("usage"))
+        if reported is None:
+            return sse.encode(data, event.event)
+        usage.update(reported)
+        if not hide_usage:
+            return sse.encode(data, event.event)
+        if not payload.get("choices"):
+            return None
+        del payload["usage"]
+        return sse.encode(orjson.dumps(payload), event.event)
 
     def usage(self, raw: Any) -> Usage | None:
         if not isinstance(raw, dict):

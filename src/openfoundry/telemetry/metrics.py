@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from openfoundry.providers.base import Usage
+
+if TYPE_CHECKING:
+    from openfoundry.deployments import Deployment
+    from openfoundry.routing.router import BackendState
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -89,5 +97,33 @@ class Metrics:
     def error(self, deployment: str, provider: str, kind: str, code: str) -> None:
         self.errors.labels(deployment, provider, kind, code).inc()
 
+    def watch_backends(self, source: Callable[[], Iterable[tuple[Deployment, list[BackendState]]]]) -> None:
+        """Export each backend's breaker state, in-flight calls and latency, read at scrape time."""
+        self.registry.register(_BackendCollector(source))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _BackendCollector(Collector):
+    def __init__(self, source: Callable[[], Iterable[tuple[Deployment, list[BackendState]]]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["deployment", "provider", "upstream_model"]
+        breaker = GaugeMetricFamily("foundry_backend_breaker_state", "0 closed, 1 half-open, 2 open", labels=labels)
+        inflight = GaugeMetricFamily("foundry_backend_in_flight", "Calls in flight", labels=labels)
+        latency = GaugeMetricFamily("foundry_backend_latency_seconds", "EWMA of recent call latency", labels=labels)
+        errors = GaugeMetricFamily("foundry_backend_error_rate", "Failed share of recent calls", labels=labels)
+        for deployment, states in self._source():
+            for state in states:
+                key = [deployment.name, state.backend.provider, state.backend.upstream_model]
+                breaker.add_metric(key, _BREAKER_VALUES[state.breaker.state])
+                inflight.add_metric(key, state.inflight)
+                errors.add_metric(key, state.breaker.error_rate)
+                if state.latency is not None:
+                    latency.add_metric(key, state.latency)
+        yield from (breaker, inflight, latency, errors)
