@@ -145,9 +145,7 @@ def prompt_from_messages(body: dict[str, Any]) -> brain.Prompt:
             elif kind == "tool_use":
                 names[block["id"]] = block["name"]
             elif kind == "tool_result":
-                turns.append(
-                    brain.Turn("tool", _text(block.get("content")), [], names.get(block["tool_use_id"]))
-                )
+                turns.append(brain.Turn("tool", _text(block.get("content")), [], names.get(block["tool_use_id"])))
         if texts or images or message["role"] == "assistant":
             turns.append(brain.Turn(message["role"], " ".join(texts), images))
     tools = [brain.Tool(tool["name"], tool.get("input_schema", {})) for tool in body.get("tools") or []]
@@ -201,9 +199,7 @@ def _signature(text: str) -> str:
 def content(answer: brain.Answer) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if answer.reasoning:
-        blocks.append(
-            {"type": "thinking", "thinking": answer.reasoning, "signature": _signature(answer.reasoning)}
-        )
+        blocks.append({"type": "thinking", "thinking": answer.reasoning, "signature": _signature(answer.reasoning)})
     if answer.text:
         blocks.append({"type": "text", "text": answer.text})
     for call in answer.tool_calls:
