@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import anthropic, azure, openai
+from tests.fakes import anthropic, azure, gemini, openai
 from tests.fakes.server import FakeServer
 from tests.harness import ADMIN_KEY, Server
 
@@ -29,6 +29,7 @@ def fakes() -> Iterator[dict[str, FakeServer]]:
         "xai": FakeServer(openai.create(UPSTREAM_KEYS["xai"], flavour="xai")).start(),
         "azure": FakeServer(azure.create(UPSTREAM_KEYS["azure"])).start(),
         "anthropic": FakeServer(anthropic.create(UPSTREAM_KEYS["anthropic"])).start(),
+        "gemini": FakeServer(gemini.create(UPSTREAM_KEYS["gemini"])).start(),
     }
     yield servers
     for server in servers.values():
@@ -62,6 +63,11 @@ def gateway_config(fakes: dict[str, FakeServer], **extra: Any) -> dict[str, Any]
                 "base_url": fakes["anthropic"].url + "/v1",
                 "api_key": UPSTREAM_KEYS["anthropic"],
             },
+            "gemini": {
+                "type": "gemini",
+                "base_url": fakes["gemini"].url + "/v1beta",
+                "api_key": UPSTREAM_KEYS["gemini"],
+            },
             "slow": {
                 "type": "openai",
                 "base_url": fakes["openai"].url + "/v1",
@@ -80,6 +86,8 @@ def gateway_config(fakes: dict[str, FakeServer], **extra: Any) -> dict[str, Any]
             },
             "embed": {"model": "openai/text-embedding-3-small", "backends": [{"provider": "openai"}]},
             "claude": {"model": "anthropic/claude-sonnet-4-5", "backends": [{"provider": "anthropic"}]},
+            "gemini-flash": {"model": "google/gemini-2.5-flash", "backends": [{"provider": "gemini"}]},
+            "gemini-embed": {"model": "google/gemini-embedding-001", "backends": [{"provider": "gemini"}]},
             "slow-gpt": {"model": "openai/gpt-4.1-mini", "backends": [{"provider": "slow"}], "retry": {"attempts": 1}},
             "gpt-once": {
                 "model": "openai/gpt-4.1-mini",

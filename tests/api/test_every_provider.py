@@ -15,7 +15,7 @@ import pytest
 from tests.api.test_openai_surface import WEATHER_TOOL
 from tests.harness import ADMIN_KEY, Server
 
-CHAT_DEPLOYMENTS = ["gpt", "grok", "azure-grok", "azure-gpt", "claude"]
+CHAT_DEPLOYMENTS = ["gpt", "grok", "azure-grok", "azure-gpt", "claude", "gemini-flash"]
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_stop_and_max_tokens(client: openai.OpenAI, model: str) -> None:
     assert stopped.choices[0].finish_reason == "stop"
 
 
-@pytest.mark.parametrize("model", ["gpt", "claude"])
+@pytest.mark.parametrize("model", ["gpt", "claude", "gemini-flash"])
 def test_json_schema_output(client: openai.OpenAI, model: str) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     completion = client.chat.completions.create(
@@ -139,7 +139,7 @@ def test_json_schema_output(client: openai.OpenAI, model: str) -> None:
     assert json.loads(completion.choices[0].message.content or "") == {"city": "Kyoto"}
 
 
-@pytest.mark.parametrize("model", ["grok-mini", "claude"])
+@pytest.mark.parametrize("model", ["grok-mini", "claude", "gemini-flash"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_reasoning_arrives_as_reasoning_content(client: openai.OpenAI, model: str, stream: bool) -> None:
     messages = [{"role": "user", "content": "think about this"}]
@@ -159,8 +159,14 @@ def test_reasoning_arrives_as_reasoning_content(client: openai.OpenAI, model: st
     assert text == "You said: think about this"
 
 
-@pytest.mark.parametrize("model", ["claude"])
+@pytest.mark.parametrize("model", ["claude", "gemini-flash"])
 def test_text_completions_on_a_chat_only_host_is_a_clear_400(client: openai.OpenAI, model: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model=model, prompt="hello")
     assert caught.value.code == "unsupported_operation"
+
+
+def test_gemini_embeddings(client: openai.OpenAI) -> None:
+    result = client.embeddings.create(model="gemini-embed", input=["a b", "c"])
+    assert [item.index for item in result.data] == [0, 1]
+    assert result.data[0].embedding != result.data[1].embedding

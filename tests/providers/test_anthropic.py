@@ -35,9 +35,7 @@ def golden(prefix: str) -> list[Any]:
 
 
 def without_created(value: Any) -> Any:
-    return (
-        {key: item for key, item in value.items() if key != "created"} if isinstance(value, dict) else value
-    )
+    return {key: item for key, item in value.items() if key != "created"} if isinstance(value, dict) else value
 
 
 def decode(chunks: list[bytes]) -> list[Any]:
@@ -172,10 +170,7 @@ def test_stream_that_ends_without_message_stop_ends_with_an_error_event() -> Non
 def test_stream_ignores_unknown_events_and_malformed_data_ends_it() -> None:
     translator = StreamTranslator("claude", include_usage=False, created=0)
     assert translator.feed({"type": "some_future_event", "x": 1}) == []
-    assert (
-        translator.feed({"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta"}})
-        == []
-    )
+    assert translator.feed({"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta"}}) == []
     assert "error" in decode(translator.feed_data(b"{not json"))[0]
     assert translator.done
 
@@ -195,9 +190,7 @@ def test_stream_ignores_unknown_events_and_malformed_data_ends_it() -> None:
         (529, "overloaded_error", 503, "upstream_529"),
     ],
 )
-def test_anthropic_errors_map_to_openai_errors(
-    status: int, kind: str, client_status: int, code: str | None
-) -> None:
+def test_anthropic_errors_map_to_openai_errors(status: int, kind: str, client_status: int, code: str | None) -> None:
     body = orjson.dumps({"type": "error", "error": {"type": kind, "message": "boom"}, "request_id": "req_1"})
     error = translate_error("claude", status, body, {"Retry-After": "7"})
     assert (error.status, error.code) == (client_status, code)
@@ -252,18 +245,14 @@ async def collect(provider: AnthropicProvider, body: dict[str, Any]) -> tuple[li
 
 
 def joined(events: list[Any], field: str) -> str:
-    deltas = [
-        event["choices"][0]["delta"] for event in events if isinstance(event, dict) and event.get("choices")
-    ]
+    deltas = [event["choices"][0]["delta"] for event in events if isinstance(event, dict) and event.get("choices")]
     return "".join(delta.get(field) or "" for delta in deltas)
 
 
 async def test_complete_sends_anthropic_headers_and_returns_an_openai_answer(
     provider: AnthropicProvider, upstream: FakeServer
 ) -> None:
-    body = chat(
-        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
-    )
+    body = chat(messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}])
     reply = await provider.complete(call(body))
     answer = orjson.loads(reply.body)
     record = upstream.app["record"]
@@ -337,14 +326,10 @@ async def test_complete_sends_images_and_stops_at_a_stop_sequence(provider: Anth
     assert orjson.loads(reply.body)["choices"][0]["message"]["content"] == (
         "You said: describe these please [saw 2 image(s): image/png, url]"
     )
-    reply = await provider.complete(
-        call(chat(messages=[{"role": "user", "content": "one two three"}], stop="two"))
-    )
+    reply = await provider.complete(call(chat(messages=[{"role": "user", "content": "one two three"}], stop="two")))
     choice = orjson.loads(reply.body)["choices"][0]
     assert (choice["message"]["content"], choice["finish_reason"]) == ("You said: one ", "stop")
-    reply = await provider.complete(
-        call(chat(messages=[{"role": "user", "content": "one two three"}], max_tokens=2))
-    )
+    reply = await provider.complete(call(chat(messages=[{"role": "user", "content": "one two three"}], max_tokens=2)))
     choice = orjson.loads(reply.body)["choices"][0]
     assert (choice["message"]["content"], choice["finish_reason"]) == ("You said:", "length")
 
@@ -415,9 +400,7 @@ async def test_upstream_invalid_request_keeps_status_and_message(provider: Anthr
 
 
 async def test_overloaded_upstream_is_503(provider: AnthropicProvider, upstream: FakeServer) -> None:
-    overloaded = orjson.dumps(
-        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-    )
+    overloaded = orjson.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
     upstream.app["faults"].errors.extend([(529, overloaded), (529, overloaded)])
     for attempt in (provider.complete(call(chat())), provider.stream(call(chat(), stream=True))):
         with pytest.raises(FoundryError) as caught:
@@ -427,9 +410,7 @@ async def test_overloaded_upstream_is_503(provider: AnthropicProvider, upstream:
 
 
 @pytest.mark.parametrize("kind", ["completions", "embeddings"])
-async def test_non_chat_calls_are_unsupported(
-    provider: AnthropicProvider, upstream: FakeServer, kind: str
-) -> None:
+async def test_non_chat_calls_are_unsupported(provider: AnthropicProvider, upstream: FakeServer, kind: str) -> None:
     before = upstream.app["record"].count
     with pytest.raises(InvalidRequest) as caught:
         await provider.complete(call({"model": "c", "prompt": "hi", "input": "hi"}, kind=kind))
@@ -475,7 +456,8 @@ async def test_relay_of_a_cut_off_upstream_ends_with_an_error_event(provider: An
 
 async def test_fake_upstream_is_understood_by_the_official_sdk(upstream: FakeServer) -> None:
     """The fake's wire format parses with Anthropic's own SDK, whole and streamed."""
-    anthropic_sdk = pytest.importorskip("anthropic")
+    import anthropic as anthropic_sdk
+
     # This SDK release authenticates with a Bearer header and a newer anthropic-version; pin the
     # documented x-api-key and 2023-06-01 headers that the provider sends and the fake checks.
     headers = {"x-api-key": UPSTREAM_KEY, "anthropic-version": "2023-06-01"}

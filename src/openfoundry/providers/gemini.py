@@ -24,7 +24,7 @@ import orjson
 from openfoundry.config import ProviderSettings
 from openfoundry.errors import FoundryError, InvalidRequest, UpstreamError
 from openfoundry.providers.base import Call, Reply, Stream, Usage
-from openfoundry.providers.http import Http, retry_after, upstream_failure
+from openfoundry.providers.http import Http, malformed, retry_after, upstream_failure
 from openfoundry.wire import sse
 
 BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
@@ -130,8 +130,7 @@ def _user_parts(content: Any, where: str) -> list[dict[str, Any]]:
         elif kind == "image_url":
             parts.append(_image(part.get("image_url"), place))
         elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format')}", "data": audio.get("data")}})
+            parts.append(_audio(part.get("input_audio"), place))
         elif kind == "file" and isinstance((part.get("file") or {}).get("file_data"), str):
             parts.append({"inlineData": _inline(part["file"]["file_data"], place)})
         else:
@@ -146,6 +145,13 @@ def _image(image: Any, where: str) -> dict[str, Any]:
     if url.startswith(("http://", "https://")):
         return {"fileData": {"mimeType": guess_image_type(url), "fileUri": url}}
     return {"inlineData": _inline(url, where)}
+
+
+def _audio(audio: Any, where: str) -> dict[str, Any]:
+    audio = audio if isinstance(audio, dict) else {}
+    if not isinstance(audio.get("format"), str) or not isinstance(audio.get("data"), str):
+        raise InvalidRequest(f"{where}.input_audio: data and format are required", param=where)
+    return {"inlineData": {"mimeType": f"audio/{audio['format']}", "data": audio["data"]}}
 
 
 def guess_image_type(url: str) -> str:
@@ -416,7 +422,7 @@ class StreamTranslator:
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return self._fail(UpstreamError(f"provider {self.provider!r} sent a malformed stream event"))
+            return self._fail(malformed(self.provider, "sent a malformed stream event"))
         return self.feed(payload) if isinstance(payload, dict) else []
 
     def feed(self, payload: dict[str, Any]) -> list[bytes]:
@@ -530,7 +536,7 @@ def _base64(vector: list[float]) -> str:
 def translate_error(provider: str, status: int, data: bytes, headers: Mapping[str, str]) -> FoundryError:
     """Map a Gemini error body {"error": {"code", "message", "status", "details"}} to a FoundryError.
 
-    A bad key is a 400 INVALID_ARGUMENT whose ErrorInfo detail says API_KEY_INVALID; the only thing
+    A bad key is a 400 INVALID_ARGUMENT whose ErrorInfo reason is API_KEY_INVALID; the only thing
     Gemini serves under a model's URL is that model, so a 404 means the model is not there.
     """
     error = _error_object(data)
@@ -543,7 +549,7 @@ def translate_error(provider: str, status: int, data: bytes, headers: Mapping[st
         message,
         retry_after(headers) or _retry_delay(details),
         code=code,
-        auth_refused=any(item.get("reason") == "API_KEY_INVALID" for item in details),
+        auth_refused=any(str(item.get("reason")).startswith("API_KEY_") for item in details),
     )
 
 
@@ -616,9 +622,9 @@ class GeminiProvider:
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError(f"provider {self.name!r} answered with malformed JSON") from exc
+            raise malformed(self.name) from exc
         if not isinstance(payload, dict):
-            raise UpstreamError(f"provider {self.name!r} answered with something other than an object")
+            raise malformed(self.name, "answered with something other than a JSON object")
         return payload
 
     async def stream(self, call: Call) -> Stream:
