@@ -113,7 +113,7 @@ def _reset_postgres(url: str) -> None:
     async def drop() -> None:
         connection = await asyncpg.connect(url)
         try:
-            await connection.execute("DROP TABLE IF EXISTS deployments, alembic_version CASCADE")
+            await connection.execute("DROP TABLE IF EXISTS api_keys, projects, deployments, alembic_version CASCADE")
         finally:
             await connection.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from openfoundry import __version__
-from openfoundry.api import admin, health, openai
+from openfoundry.api import admin, health, openai, tenants
 from openfoundry.api.http import install_error_handlers
 from openfoundry.catalog import Catalog
 from openfoundry.config import ConfigError, Settings
@@ -27,8 +28,10 @@ from openfoundry.providers.registry import build_provider
 from openfoundry.routing.dispatch import Dispatcher
 from openfoundry.routing.router import Router
 from openfoundry.store.db import Database
+from openfoundry.store.tenancy import TenancyStore
 from openfoundry.telemetry.metrics import Metrics
 from openfoundry.tenancy.auth import Authenticator
+from openfoundry.tenancy.keys import KeyRing
 
 log = logging.getLogger("openfoundry")
 
@@ -54,7 +57,9 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     db = Database(settings.storage.database)
     registry = Deployments()
     manager = DeploymentManager(registry, db, catalog, settings.providers, configured_deployments(settings, catalog))
-    auth = Authenticator(settings.server.admin_key.get_secret_value() if settings.server.admin_key else None)
+    tenancy = TenancyStore(db)
+    keys = KeyRing(tenancy)
+    auth = Authenticator(settings.server.admin_key.get_secret_value() if settings.server.admin_key else None, keys)
     metrics = Metrics()
     router = Router()
     gateway = Gateway(auth, registry, Dispatcher(router, providers), metrics)
@@ -64,11 +69,14 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
         await db.migrate()
         for problem in await manager.load():
             log.warning(problem)
+        await keys.refresh()
         for provider in providers.values():
             await provider.start()
+        watcher = asyncio.create_task(keys.watch())
         try:
             yield
         finally:
+            watcher.cancel()
             for provider in providers.values():
                 await provider.close()
             await db.close()
@@ -77,6 +85,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     install_error_handlers(app)
     openai.add_routes(app, gateway, settings.server.max_body_bytes)
     admin.add_routes(app, auth, catalog, manager, router)
+    tenants.add_routes(app, auth, tenancy, keys, registry)
     metrics.watch_backends(lambda: ((d, router.states(d)) for d in registry))
     health.add_routes(app, db, metrics)
     return app

@@ -18,6 +18,10 @@ catalog_cli = typer.Typer(no_args_is_help=True, help="Browse the model catalog."
 deployments_cli = typer.Typer(no_args_is_help=True, help="Manage deployments on a running server.")
 cli.add_typer(catalog_cli, name="catalog")
 cli.add_typer(deployments_cli, name="deployments")
+projects_cli = typer.Typer(no_args_is_help=True, help="Manage projects on a running server.")
+keys_cli = typer.Typer(no_args_is_help=True, help="Manage project API keys on a running server.")
+cli.add_typer(projects_cli, name="projects")
+cli.add_typer(keys_cli, name="keys")
 console = Console()
 errors = Console(stderr=True)
 
@@ -173,6 +177,76 @@ def deployments_delete(name: str, url: UrlOption = DEFAULT_URL, admin_key: Admin
     """Delete a deployment created through the API."""
     _admin("DELETE", url, f"/admin/deployments/{name}", admin_key)
     console.print(f"deleted deployment [bold]{name}[/bold]")
+
+
+@projects_cli.command("create")
+def projects_create(
+    name: str,
+    budget_usd: Annotated[float | None, typer.Option(help="Spending limit in USD.")] = None,
+    budget_period: Annotated[str | None, typer.Option(help="day or month.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Create a project."""
+    body = {"name": name, "budget_usd": budget_usd, "budget_period": budget_period}
+    created = _admin("POST", url, "/admin/projects", admin_key, {k: v for k, v in body.items() if v is not None})
+    console.print(f"created project [bold]{created['name']}[/bold]")
+
+
+@projects_cli.command("list")
+def projects_list(url: UrlOption = DEFAULT_URL, admin_key: AdminKeyOption = None) -> None:
+    """List projects."""
+    table = Table("name", "budget (USD)", "period", "created")
+    for item in _admin("GET", url, "/admin/projects", admin_key)["data"]:
+        table.add_row(item["name"], _price(item["budget_usd"]), item["budget_period"] or "-", item["created_at"])
+    console.print(table)
+
+
+@keys_cli.command("create")
+def keys_create(
+    project: str,
+    name: str,
+    deployment: Annotated[list[str] | None, typer.Option(help="Allow only this deployment; repeat for more.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Create an API key for a project; the key is printed once and never again."""
+    body: dict[str, Any] = {"project": project, "name": name}
+    if deployment:
+        body["deployments"] = deployment
+    created = _admin("POST", url, "/admin/keys", admin_key, body)
+    errors.print(f"created key {created['id']} for project {project}; store it now, it is not shown again:")
+    console.print(created["key"], highlight=False)
+
+
+@keys_cli.command("list")
+def keys_list(
+    project: Annotated[str | None, typer.Option(help="Only this project's keys.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """List API keys (never their secrets)."""
+    path = "/admin/keys" + (f"?project={project}" if project else "")
+    table = Table("id", "project", "name", "prefix", "deployments", "expires", "revoked")
+    for item in _admin("GET", url, path, admin_key)["data"]:
+        allowed = ", ".join(item["deployments"]) if item["deployments"] is not None else "all"
+        table.add_row(
+            item["id"],
+            item["project"],
+            item["name"],
+            item["prefix"] + "…",
+            allowed,
+            item["expires_at"] or "-",
+            item["revoked_at"] or "-",
+        )
+    console.print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str, url: UrlOption = DEFAULT_URL, admin_key: AdminKeyOption = None) -> None:
+    """Revoke an API key: it stops working at once."""
+    _admin("DELETE", url, f"/admin/keys/{key_id}", admin_key)
+    console.print(f"revoked key [bold]{key_id}[/bold]")
 
 
 @cli.command()

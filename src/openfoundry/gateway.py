@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openfoundry.deployments import Backend, Deployment, Deployments
-from openfoundry.errors import FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
+from openfoundry.errors import Forbidden, FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
 from openfoundry.providers.base import Kind, Stream, Usage
 from openfoundry.routing.dispatch import Dispatcher, Served
 from openfoundry.telemetry.metrics import Metrics
@@ -54,8 +54,12 @@ class Gateway:
 
     def resolve(self, principal: Principal, model: Any) -> Deployment:
         deployment = self.deployments.get(model) if isinstance(model, str) else None
-        if deployment is None or not principal.may_use(deployment.name):
+        if deployment is None:
             raise ModelNotFound(f"The model '{model}' does not exist or you do not have access to it.", param="model")
+        if not principal.may_use(deployment.name):
+            raise Forbidden(
+                f"this API key may not use deployment '{model}'", param="model", code="deployment_not_allowed"
+            )
         return deployment
 
     async def call(self, principal: Principal, kind: Kind, body: dict[str, Any], raw: bytes, started: float) -> Outcome:

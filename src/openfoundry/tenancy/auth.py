@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from openfoundry.errors import Forbidden, Unauthorized
+from openfoundry.tenancy.keys import KeyRing, expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +53,20 @@ def _is_loopback(host: str) -> bool:
 
 
 class Authenticator:
-    def __init__(self, admin_key: str | None) -> None:
+    def __init__(self, admin_key: str | None, keys: KeyRing) -> None:
         self._admin_key = admin_key.encode() if admin_key else None
+        self._keys = keys
 
     @property
     def open(self) -> bool:
         return self._admin_key is None
 
     def authenticate(self, headers: Mapping[str, str], *, admin_route: bool) -> Principal:
+        key = presented_key(headers)
         if self._admin_key is None:
             self._check_local(headers)
-            return ADMIN
-        key = presented_key(headers)
+            project = self._project_principal(key) if key and not admin_route else None
+            return project or ADMIN
         if key is None:
             raise Unauthorized(
                 "missing API key: send it as 'Authorization: Bearer KEY', 'api-key: KEY' or 'x-api-key: KEY'",
@@ -71,9 +74,20 @@ class Authenticator:
             )
         if hmac.compare_digest(key.encode(), self._admin_key):
             return ADMIN
+        principal = self._project_principal(key)
+        if principal is None:
+            raise Unauthorized("invalid API key")
         if admin_route:
-            raise Unauthorized("the admin API accepts only the admin key")
-        raise Unauthorized("invalid API key")
+            raise Forbidden("project keys cannot use the admin API; use the admin key", code="admin_key_required")
+        return principal
+
+    def _project_principal(self, key: str) -> Principal | None:
+        record = self._keys.lookup(key)
+        if record is None:
+            return None
+        if expired(record):
+            raise Unauthorized("this API key has expired", code="expired_api_key")
+        return Principal(False, record.project, record.id, record.deployments)
 
     @staticmethod
     def _check_local(headers: Mapping[str, str]) -> None:
