@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,9 @@ from openfoundry.deployments import (
 )
 from openfoundry.errors import InvalidRequest
 from openfoundry.gateway import Gateway
+from openfoundry.limits.limiter import Limiter
+from openfoundry.limits.store import MemoryStore
+from openfoundry.metering.meter import Meter
 from openfoundry.providers.registry import build_provider
 from openfoundry.routing.dispatch import Dispatcher
 from openfoundry.routing.router import Router
@@ -51,6 +55,10 @@ def configured_deployments(settings: Settings, catalog: Catalog) -> list[Deploym
     return found
 
 
+async def _no_spend(scope: str, name: str, since: dt.datetime) -> float:
+    return 0.0
+
+
 def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     catalog = catalog or Catalog.load()
     providers = {name: build_provider(name, spec) for name, spec in settings.providers.items()}
@@ -62,7 +70,9 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     auth = Authenticator(settings.server.admin_key.get_secret_value() if settings.server.admin_key else None, keys)
     metrics = Metrics()
     router = Router()
-    gateway = Gateway(auth, registry, Dispatcher(router, providers), metrics)
+    limiter = Limiter(MemoryStore(), keys, _no_spend)
+    meter = Meter()
+    gateway = Gateway(auth, registry, limiter, Dispatcher(router, providers), meter, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -72,11 +82,13 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
         await keys.refresh()
         for provider in providers.values():
             await provider.start()
+        await meter.start()
         watcher = asyncio.create_task(keys.watch())
         try:
             yield
         finally:
             watcher.cancel()
+            await meter.close()
             for provider in providers.values():
                 await provider.close()
             await db.close()

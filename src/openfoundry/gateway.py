@@ -1,4 +1,4 @@
-"""The request pipeline, top to bottom: authenticate -> resolve -> route -> call -> meter.
+"""The request pipeline, top to bottom: authenticate -> resolve -> limit -> route -> call -> meter.
 
 Surfaces (api/) parse their wire format into a canonical body and hand it here; providers do the
 talking. Nothing here knows an HTTP framework.
@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from openfoundry.deployments import Backend, Deployment, Deployments
 from openfoundry.errors import Forbidden, FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
+from openfoundry.limits.limiter import Limiter, Ticket, estimate_tokens
+from openfoundry.metering.cost import cost_usd
+from openfoundry.metering.meter import Meter
+from openfoundry.metering.record import UsageRecord
 from openfoundry.providers.base import Kind, Stream, Usage
 from openfoundry.routing.dispatch import Dispatcher, Served
 from openfoundry.telemetry.metrics import Metrics
@@ -22,12 +26,27 @@ from openfoundry.wire import sse
 
 @dataclass(slots=True)
 class Outcome:
-    """A served call: which deployment and backend, and either the whole body or the stream."""
+    """A served call: which deployment and backend, either the whole body or the stream, and headers."""
 
     deployment: Deployment
     backend: Backend
     body: bytes | None = None
     chunks: AsyncGenerator[bytes, None] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """x-ratelimit-* headers from admission."""
+
+
+@dataclass(slots=True)
+class Visit:
+    """One admitted call, as metering needs it."""
+
+    principal: Principal
+    kind: Kind
+    ticket: Ticket
+    started: float
+    """perf_counter() when the request arrived."""
+    arrived: float
+    """Epoch seconds when the request arrived."""
 
 
 def fallback_condition(exc: FoundryError) -> str | None:
@@ -43,10 +62,20 @@ def fallback_condition(exc: FoundryError) -> str | None:
 
 
 class Gateway:
-    def __init__(self, auth: Authenticator, deployments: Deployments, dispatcher: Dispatcher, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        deployments: Deployments,
+        limiter: Limiter,
+        dispatcher: Dispatcher,
+        meter: Meter,
+        metrics: Metrics,
+    ) -> None:
         self.auth = auth
         self.deployments = deployments
+        self.limiter = limiter
         self.dispatcher = dispatcher
+        self.meter = meter
         self.metrics = metrics
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
@@ -64,21 +93,38 @@ class Gateway:
 
     async def call(self, principal: Principal, kind: Kind, body: dict[str, Any], raw: bytes, started: float) -> Outcome:
         deployment = self.resolve(principal, body.get("model"))
+        ticket = await self.limiter.admit(principal, deployment, estimate_tokens(kind, body, raw))
+        visit = Visit(principal, kind, ticket, started, time.time())
+        try:
+            deployment, served = await self._serve(deployment, kind, body, raw)
+        except FoundryError as exc:
+            exc.headers = ticket.headers | exc.headers
+            await self._finish(visit, deployment, "", exc.status, None, None)
+            raise
+        if served.stream is not None:
+            ttft = time.perf_counter() - started
+            chunks = self._metered(visit, served.stream, deployment, served.backend.provider, ttft)
+            return Outcome(deployment, served.backend, chunks=chunks, headers=ticket.headers)
+        assert served.reply is not None
+        await self._finish(visit, deployment, served.backend.provider, 200, served.upstream_seconds, served.reply.usage)
+        return Outcome(deployment, served.backend, body=served.reply.body, headers=ticket.headers)
+
+    async def _serve(
+        self, deployment: Deployment, kind: Kind, body: dict[str, Any], raw: bytes
+    ) -> tuple[Deployment, Served]:
+        """Dispatch to the deployment, then to its fallbacks while the failure matches their conditions."""
         stream = bool(body.get("stream")) and kind != "embeddings"
         tried = {deployment.name}
         while True:
             try:
-                served = await self.dispatcher.dispatch(deployment, kind, body, raw, stream)
+                return deployment, await self.dispatcher.dispatch(deployment, kind, body, raw, stream)
             except FoundryError as exc:
                 self.metrics.error(deployment.name, "", kind, exc.code or exc.type)
                 fallback = self._fallback(deployment, exc, tried)
                 if fallback is None:
-                    self._record(deployment, "", kind, exc.status, started, None, None)
                     raise
                 deployment = fallback
                 tried.add(fallback.name)
-                continue
-            return self._outcome(deployment, served, kind, started)
 
     def _fallback(self, deployment: Deployment, exc: FoundryError, tried: set[str]) -> Deployment | None:
         condition = fallback_condition(exc)
@@ -90,47 +136,62 @@ class Gateway:
                 return fallback
         return None
 
-    def _outcome(self, deployment: Deployment, served: Served, kind: Kind, started: float) -> Outcome:
-        provider = served.backend.provider
-        if served.stream is not None:
-            chunks = self._metered(served.stream, deployment, provider, kind, started, served.upstream_seconds)
-            return Outcome(deployment, served.backend, chunks=chunks)
-        assert served.reply is not None
-        self._record(deployment, provider, kind, 200, started, served.upstream_seconds, served.reply.usage)
-        return Outcome(deployment, served.backend, body=served.reply.body)
-
     async def _metered(
-        self, stream: Stream, deployment: Deployment, provider: str, kind: Kind, started: float, upstream: float
+        self, visit: Visit, stream: Stream, deployment: Deployment, provider: str, ttft: float
     ) -> AsyncGenerator[bytes, None]:
-        status = 499
+        """Relay the stream; the usage is recorded before the final [DONE] goes out, so a client that
+        saw the whole answer is always counted."""
+        status, ending = 499, b""
         try:
             async for chunk in stream.chunks:
-                yield chunk
+                if chunk.endswith(sse.DONE):
+                    chunk, ending = chunk[: -len(sse.DONE)], sse.DONE
+                if chunk:
+                    yield chunk
             status = 200
         except FoundryError as exc:
             status = exc.status
-            self.metrics.error(deployment.name, provider, kind, exc.code or exc.type)
-            yield sse.encode(exc.openai_body())
+            self.metrics.error(deployment.name, provider, visit.kind, exc.code or exc.type)
+            ending = sse.encode(exc.openai_body())
         finally:
             await stream.chunks.aclose()
-            self._record(deployment, provider, kind, status, started, upstream, stream.usage)
+            await self._finish(visit, deployment, provider, status, ttft, stream.usage, ttft=ttft)
+        yield ending
 
-    def _record(
+    async def _finish(
         self,
+        visit: Visit,
         deployment: Deployment,
         provider: str,
-        kind: Kind,
         status: int,
-        started: float,
         upstream: float | None,
         usage: Usage | None,
+        ttft: float | None = None,
     ) -> None:
+        """Meter the call: metrics, the usage record, and settling its limits and budgets."""
+        elapsed = time.perf_counter() - visit.started
         self.metrics.record(
-            deployment.name,
-            provider,
-            kind,
-            status=status,
-            duration=time.perf_counter() - started,
-            upstream=upstream,
-            usage=usage,
+            deployment.name, provider, visit.kind, status=status, duration=elapsed, upstream=upstream, usage=usage
         )
+        cost = cost_usd(deployment.card, usage) if usage is not None else 0.0
+        self.meter.record(
+            UsageRecord(
+                id=visit.ticket.id,
+                ts=visit.arrived,
+                project=visit.principal.project,
+                key_id=visit.principal.key_id,
+                deployment=deployment.name,
+                backend=provider,
+                kind=visit.kind,
+                status=status,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+                cached_tokens=usage.cached_tokens if usage else 0,
+                reasoning_tokens=usage.reasoning_tokens if usage else 0,
+                cost_usd=cost,
+                latency_ms=elapsed * 1000,
+                ttft_ms=None if ttft is None else ttft * 1000,
+            )
+        )
+        used = usage.prompt_tokens + usage.completion_tokens if usage is not None else None
+        await self.limiter.settle(visit.ticket, used, cost)

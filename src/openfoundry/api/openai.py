@@ -35,7 +35,10 @@ def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
             outcome = await until_disconnect(request, gateway.call(principal, kind, body, raw, started))
         except FoundryError as exc:
             return openai_error(exc)
-        headers = {"x-foundry-deployment": outcome.deployment.name, "x-foundry-backend": outcome.backend.provider}
+        headers = outcome.headers | {
+            "x-foundry-deployment": outcome.deployment.name,
+            "x-foundry-backend": outcome.backend.provider,
+        }
         if outcome.chunks is not None:
             return StreamingResponse(outcome.chunks, media_type="text/event-stream", headers=headers | _SSE_HEADERS)
         return Response(outcome.body, media_type="application/json", headers=headers)

@@ -69,12 +69,14 @@ class TenancyStore:
             )
             return bool(result.rowcount)
 
-    async def key_version(self) -> tuple[Any, int]:
-        """Changes to the keys table show here: (latest update, row count)."""
-        table = tables.api_keys
+    async def version(self) -> tuple[Any, ...]:
+        """Changes to keys or projects show here: each table's latest update and row count."""
+        found: list[Any] = []
         async with self.db.engine.connect() as connection:
-            row = (await connection.execute(sa.select(sa.func.max(table.c.updated_at), sa.func.count()))).one()
-            return row[0], int(row[1])
+            for table in (tables.api_keys, tables.projects):
+                row = (await connection.execute(sa.select(sa.func.max(table.c.updated_at), sa.func.count()))).one()
+                found += [row[0], int(row[1])]
+        return tuple(found)
 
     async def live_keys(self) -> list[dict[str, Any]]:
         """Every key not revoked, hash included, for the key ring."""

@@ -33,12 +33,24 @@ def digest(secret: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Policy:
+    """The limits and budget of a key or a project."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    budget_usd: float | None = None
+    budget_period: str = "month"
+
+
+@dataclass(frozen=True, slots=True)
 class KeyRecord:
     id: str
     project: str
     deployments: frozenset[str] | None
     expires_at: float | None
     """Epoch seconds, or None for never."""
+    policy: Policy
 
 
 class KeyRing:
@@ -46,17 +58,27 @@ class KeyRing:
         self.store = store
         self.interval = interval
         self._by_hash: dict[str, KeyRecord] = {}
-        self._version: tuple[Any, int] | None = None
+        self._by_id: dict[str, KeyRecord] = {}
+        self._projects: dict[str, Policy] = {}
+        self._version: tuple[Any, ...] | None = None
 
     def lookup(self, secret: str) -> KeyRecord | None:
         return self._by_hash.get(digest(secret))
 
+    def key(self, key_id: str) -> KeyRecord | None:
+        return self._by_id.get(key_id)
+
+    def project(self, name: str) -> Policy | None:
+        return self._projects.get(name)
+
     async def refresh(self) -> None:
-        version = await self.store.key_version()
+        version = await self.store.version()
         if version == self._version:
             return
         rows = await self.store.live_keys()
         self._by_hash = {row["hash"]: _record(row) for row in rows}
+        self._by_id = {record.id: record for record in self._by_hash.values()}
+        self._projects = {row["name"]: policy(row) for row in await self.store.projects()}
         self._version = version
 
     async def watch(self) -> None:
@@ -69,6 +91,17 @@ class KeyRing:
                 log.exception("refreshing API keys failed; keeping the previous set")
 
 
+def policy(row: dict[str, Any]) -> Policy:
+    limits = row.get("limits") or {}
+    return Policy(
+        limits.get("rpm"),
+        limits.get("tpm"),
+        limits.get("concurrency"),
+        row.get("budget_usd"),
+        row.get("budget_period") or "month",
+    )
+
+
 def _record(row: dict[str, Any]) -> KeyRecord:
     expires: dt.datetime | None = row["expires_at"]
     if expires is not None and expires.tzinfo is None:
@@ -79,6 +112,7 @@ def _record(row: dict[str, Any]) -> KeyRecord:
         row["project"],
         frozenset(deployments) if deployments is not None else None,
         expires.timestamp() if expires is not None else None,
+        policy(row),
     )
 
 

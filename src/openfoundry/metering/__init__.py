@@ -1,0 +1,1 @@
+"""Usage metering: one record per call, spooled durably, written to the database in batches."""
