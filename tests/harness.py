@@ -30,7 +30,7 @@ class Server:
         self.dir = Path(tempfile.mkdtemp(prefix="foundry-test-"))
         self.port = free_port()
         config = {**config, "server": {"port": self.port, **config.get("server", {})}}
-        config.setdefault("storage", {"database": f"sqlite:///{self.dir}/foundry.db"})
+        config["storage"] = {"database": f"sqlite:///{self.dir}/foundry.db", **config.get("storage", {})}
         self.config_path = self.dir / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FOUNDRY_")}

@@ -26,7 +26,8 @@ from openfoundry.deployments import (
 from openfoundry.errors import InvalidRequest
 from openfoundry.gateway import Gateway
 from openfoundry.limits.limiter import Limiter
-from openfoundry.limits.store import MemoryStore
+from openfoundry.limits.redis import RedisStore
+from openfoundry.limits.store import LimitStore, MemoryStore
 from openfoundry.metering.meter import Meter
 from openfoundry.providers.registry import build_provider
 from openfoundry.routing.dispatch import Dispatcher
@@ -65,12 +66,15 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     db = Database(settings.storage.database)
     registry = Deployments()
     manager = DeploymentManager(registry, db, catalog, settings.providers, configured_deployments(settings, catalog))
+    metrics = Metrics()
     tenancy = TenancyStore(db)
     keys = KeyRing(tenancy)
     auth = Authenticator(settings.server.admin_key.get_secret_value() if settings.server.admin_key else None, keys)
-    metrics = Metrics()
     router = Router()
-    limiter = Limiter(MemoryStore(), keys, _no_spend)
+    limit_store: LimitStore = RedisStore(settings.storage.redis) if settings.storage.redis else MemoryStore()
+    limiter = Limiter(
+        limit_store, keys, _no_spend, settings.storage.redis_policy == "fail-open", metrics.limit_store_failures.inc
+    )
     meter = Meter()
     gateway = Gateway(auth, registry, limiter, Dispatcher(router, providers), meter, metrics)
 
@@ -88,6 +92,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
             yield
         finally:
             watcher.cancel()
+            if isinstance(limit_store, RedisStore):
+                await limit_store.close()
             await meter.close()
             for provider in providers.values():
                 await provider.close()

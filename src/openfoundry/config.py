@@ -63,6 +63,9 @@ class ServerSettings(Strict):
 class StorageSettings(Strict):
     database: str = "sqlite:///~/.openfoundry/foundry.db"
     redis: str | None = None
+    """Shared limits across gateway processes; without it each process keeps its own."""
+    redis_policy: Literal["fail-open", "fail-closed"] = "fail-open"
+    """When Redis cannot be reached: serve without limits (logged and counted), or refuse with 503."""
 
     @field_validator("database")
     @classmethod

@@ -65,12 +65,19 @@ def period_end(period: str, start: dt.datetime) -> dt.datetime:
 
 
 class Limiter:
-    def __init__(self, store: LimitStore, keys: KeyRing, load_spend: LoadSpend, fail_open: bool = True) -> None:
+    def __init__(
+        self,
+        store: LimitStore,
+        keys: KeyRing,
+        load_spend: LoadSpend,
+        fail_open: bool = True,
+        on_store_failure: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.keys = keys
         self.load_spend = load_spend
         self.fail_open = fail_open
-        self.store_failures = 0
+        self.on_store_failure = on_store_failure
 
     def _scopes(self, principal: Principal, deployment: Deployment) -> list[tuple[str, str, Policy]]:
         scopes = []
@@ -101,7 +108,7 @@ class Limiter:
             await self.settle(ticket, None, 0.0)
             raise
         except Exception as exc:  # the shared store is unreachable: apply the configured policy
-            self.store_failures += 1
+            self.on_store_failure()
             log.warning("limit store unavailable (%s): %s", exc.__class__.__name__, exc)
             if not self.fail_open:
                 raise Unavailable("rate limits cannot be checked right now; try again shortly") from exc
@@ -184,7 +191,7 @@ class Limiter:
                 for key, ttl in ticket.budgets:
                     await self.store.spend(key, cost, 0.0, ttl)
         except Exception as exc:
-            self.store_failures += 1
+            self.on_store_failure()
             log.warning("limit store unavailable while settling (%s): %s", exc.__class__.__name__, exc)
 
 

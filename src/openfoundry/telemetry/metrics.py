@@ -56,6 +56,11 @@ class Metrics:
             registry=self.registry,
         )
         self.tokens = Counter("foundry_tokens", "Tokens processed", (*labels, "type"), registry=self.registry)
+        self.limit_store_failures = Counter(
+            "foundry_limit_store_failures",
+            "Limit checks the shared store (Redis) could not answer",
+            registry=self.registry,
+        )
         self._series: dict[tuple[str, str, str], _Series] = {}
 
     def _get(self, deployment: str, provider: str, kind: str) -> _Series:
