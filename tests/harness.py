@@ -26,7 +26,8 @@ def free_port() -> int:
 class Server:
     """A gateway process started from a config mapping; `restart()` keeps its database."""
 
-    def __init__(self, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: dict[str, Any], env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        self.args = args
         self.dir = Path(tempfile.mkdtemp(prefix="foundry-test-"))
         self.port = free_port()
         config = {**config, "server": {"port": self.port, **config.get("server", {})}}
@@ -45,7 +46,7 @@ class Server:
     def start(self, timeout: float = 30) -> Server:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "openfoundry", "serve", "--config", str(self.config_path)],
+                [sys.executable, "-m", "openfoundry", "serve", "--config", str(self.config_path), *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

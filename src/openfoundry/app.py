@@ -14,7 +14,7 @@ from openfoundry import __version__
 from openfoundry.api import admin, health, openai, tenants
 from openfoundry.api.http import install_error_handlers
 from openfoundry.catalog import Catalog
-from openfoundry.config import ConfigError, Settings
+from openfoundry.config import ConfigError, Settings, load_settings
 from openfoundry.deployments import (
     Deployment,
     DeploymentManager,
@@ -60,6 +60,12 @@ async def _no_spend(scope: str, name: str, since: dt.datetime) -> float:
     return 0.0
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `foundry serve --workers N` (the CLI has put its options in
+    the environment and checked the configuration already)."""
+    return create_app(load_settings())
+
+
 def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     catalog = catalog or Catalog.load()
     providers = {name: build_provider(name, spec) for name, spec in settings.providers.items()}
@@ -84,6 +90,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
         for problem in await manager.load():
             log.warning(problem)
         await keys.refresh()
+        deployments_watcher = asyncio.create_task(manager.watch())
         for provider in providers.values():
             await provider.start()
         await meter.start()
@@ -92,6 +99,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
             yield
         finally:
             watcher.cancel()
+            deployments_watcher.cancel()
             if isinstance(limit_store, RedisStore):
                 await limit_store.close()
             await meter.close()

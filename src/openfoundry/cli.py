@@ -47,6 +47,7 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Gateway processes sharing the port.")] = 1,
 ) -> None:
     """Run the gateway."""
     import uvicorn
@@ -55,13 +56,14 @@ def serve(
     from openfoundry.catalog import CatalogError
     from openfoundry.config import ConfigError, load_settings
 
-    env = dict(os.environ)
+    if config is not None:
+        os.environ["FOUNDRY_CONFIG"] = config
     if host is not None:
-        env["FOUNDRY_SERVER__HOST"] = host
+        os.environ["FOUNDRY_SERVER__HOST"] = host
     if port is not None:
-        env["FOUNDRY_SERVER__PORT"] = str(port)
+        os.environ["FOUNDRY_SERVER__PORT"] = str(port)
     try:
-        settings = load_settings(config, env)
+        settings = load_settings()
         app = create_app(settings)
     except (ConfigError, CatalogError) as exc:
         fail(str(exc))
@@ -69,7 +71,9 @@ def serve(
     if settings.server.admin_key is None:
         console.print("[yellow]no admin key set: running open on loopback (set FOUNDRY_ADMIN_KEY to require keys)")
     uvicorn.run(
-        app,
+        app if workers == 1 else "openfoundry.app:app_from_environment",
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=settings.server.host,
         port=settings.server.port,
         loop="uvloop",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from openfoundry.config import BackendSettings, DeploymentSettings, ProviderSett
 from openfoundry.errors import Conflict, InvalidRequest, NotFound
 from openfoundry.store.db import Database
 
+log = logging.getLogger("openfoundry")
 Source = Literal["config", "api", "auto"]
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 
@@ -173,6 +176,20 @@ class DeploymentManager:
                 problems.append(f"stored deployment skipped: {exc.message}")
         self.registry.replace(list(found.values()))
         return problems
+
+    async def watch(self, interval: float = 1.0) -> None:
+        """Reload when another process changed the stored deployments (checked every `interval` s)."""
+        seen = await self.db.deployments_version()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                version = await self.db.deployments_version()
+                if version != seen:
+                    for problem in await self.load():
+                        log.warning(problem)
+                    seen = version
+            except Exception:
+                log.exception("reloading deployments failed; keeping the current set")
 
     async def create(self, name: str, raw: Mapping[str, Any]) -> Deployment:
         if not _NAME.fullmatch(name):

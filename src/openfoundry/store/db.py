@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,14 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
     async def migrate(self) -> None:
+        """Bring the schema to head; concurrent processes (`--workers`) take turns."""
+        if self.engine.dialect.name == "sqlite":
+            with _file_lock(Path(self.engine.url.database or "foundry.db").with_suffix(".migrate.lock")):
+                async with self.engine.begin() as connection:
+                    await connection.run_sync(_upgrade)
+            return
         async with self.engine.begin() as connection:
+            await connection.execute(sa.text("SELECT pg_advisory_xact_lock(7468243)"))
             await connection.run_sync(_upgrade)
 
     async def close(self) -> None:
@@ -46,6 +56,13 @@ class Database:
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
+
+    async def deployments_version(self) -> tuple[Any, int]:
+        """Changes to the stored deployments show here: (latest update, row count)."""
+        table = tables.deployments
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(sa.select(sa.func.max(table.c.updated_at), sa.func.count()))).one()
+            return row[0], int(row[1])
 
     async def list_deployments(self) -> list[tuple[str, dict[str, Any]]]:
         async with self.engine.connect() as connection:
@@ -68,6 +85,16 @@ class Database:
         async with self.engine.begin() as connection:
             result = await connection.execute(tables.deployments.delete().where(tables.deployments.c.name == name))
             return bool(result.rowcount)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
