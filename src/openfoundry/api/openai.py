@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from openfoundry.api.http import openai_error, parse_object, read_body, until_disconnect
+from openfoundry.api.http import add_raw_route, openai_error, parse_object, read_body, until_disconnect
 from openfoundry.errors import FoundryError
 from openfoundry.gateway import Gateway
 from openfoundry.providers.base import Kind
@@ -20,8 +20,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _body_schema(required: list[str]) -> dict[str, Any]:
-    schema = {"type": "object", "required": required, "additionalProperties": True}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"type": "object", "required": required, "additionalProperties": True}
 
 
 def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
@@ -74,16 +73,9 @@ def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
         ("/v1/completions", completions, ["model", "prompt"]),
         ("/v1/embeddings", embeddings, ["model", "input"]),
     ):
-        app.add_api_route(
-            path,
-            endpoint,
-            methods=["POST"],
-            tags=["openai"],
-            openapi_extra=_body_schema(required),
-            response_class=Response,
-        )
-    app.add_api_route("/v1/models", list_models, methods=["GET"], tags=["openai"], response_class=Response)
-    app.add_api_route("/v1/models/{model:path}", get_model, methods=["GET"], tags=["openai"], response_class=Response)
+        add_raw_route(app, path, endpoint, "POST", tag="openai", body=_body_schema(required))
+    add_raw_route(app, "/v1/models", list_models, "GET", tag="openai")
+    add_raw_route(app, "/v1/models/{model:path}", get_model, "GET", tag="openai")
 
 
 def _model(name: str, publisher: str) -> dict[str, Any]:

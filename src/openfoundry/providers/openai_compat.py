@@ -117,7 +117,9 @@ class OpenAICompatible:
     def _relay_event(self, event: sse.Event, usage: Usage, hide_usage: bool) -> bytes | None:
         """The event as the client gets it: as it came, without the usage we asked for, or as an error."""
         data = event.data
-        interesting = data.startswith(b"{") and (b'"usage"' in data or b'"error"' in data)
+        # OpenAI sends "usage": null on every chunk once include_usage is on: only a real usage (or an
+        # error) is worth parsing.
+        interesting = data.startswith(b"{") and (_has_usage(data) or b'"error"' in data)
         if not interesting:
             return sse.encode(data, event.event)
         try:
@@ -169,3 +171,8 @@ class OpenAICompatible:
         return upstream_failure(
             self.name, status, message, headers, type=kind, code=code, param=param, auth_refused=auth_refused
         )
+
+
+def _has_usage(data: bytes) -> bool:
+    at = data.find(b'"usage"')
+    return at >= 0 and data[at + 7 : at + 16].lstrip(b": ")[:4] != b"null"

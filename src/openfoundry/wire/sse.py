@@ -32,29 +32,32 @@ class Decoder:
         self._event: str | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
         events: list[Event] = []
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                return events
-            line = self._buffer[:end].rstrip(b"\r")
-            self._buffer = self._buffer[end + 1 :]
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = buffer[start:end]
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
             if not line:
                 if self._data:
                     events.append(Event(b"\n".join(self._data), self._event))
                 self._data = []
                 self._event = None
-                continue
-            if line.startswith(b":"):
-                continue
-            field, _, value = line.partition(b":")
-            if value.startswith(b" "):
-                value = value[1:]
-            if field == b"data":
-                self._data.append(value)
-            elif field == b"event":
-                self._event = value.decode()
+            elif not line.startswith(b":"):
+                self._field(line)
+        self._buffer = buffer[start:]
+        return events
+
+    def _field(self, line: bytes) -> None:
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            self._data.append(value)
+        elif field == b"event":
+            self._event = value.decode()
 
     def flush(self) -> list[Event]:
         """Events left when the stream ended without a final blank line."""
