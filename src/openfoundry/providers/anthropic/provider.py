@@ -1,0 +1,100 @@
+"""The Anthropic provider: moves bytes between the gateway and the Messages API; translation is elsewhere."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+
+import orjson
+
+from openfoundry.config import ProviderSettings
+from openfoundry.errors import InvalidRequest, UpstreamError
+from openfoundry.providers.anthropic.request import request_body, uses_json_tool
+from openfoundry.providers.anthropic.response import response_body, translate_error, usage_from
+from openfoundry.providers.anthropic.stream import StreamTranslator
+from openfoundry.providers.base import Call, Reply, Stream
+from openfoundry.providers.http import Http, malformed
+from openfoundry.wire import sse
+
+BASE_URL = "https://api.anthropic.com/v1"
+API_VERSION = "2023-06-01"
+
+
+class AnthropicProvider:
+    """Claude models through Anthropic's Messages API."""
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        self.name = name
+        self.type = settings.type
+        self.settings = settings
+        self.url = (settings.base_url or BASE_URL).rstrip("/") + "/messages"
+        key = settings.api_key
+        auth = {"x-api-key": key.get_secret_value()} if key else {}
+        self.http = Http(name, settings, {**auth, "anthropic-version": API_VERSION})
+
+    async def start(self) -> None:
+        await self.http.start()
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    def request(self, call: Call) -> bytes:
+        if call.kind != "chat":
+            what = "text completions" if call.kind == "completions" else "embeddings"
+            raise InvalidRequest(
+                f"provider {self.name!r} (Anthropic) has no {what}; use /v1/chat/completions",
+                code="unsupported_operation",
+            )
+        return orjson.dumps(request_body(call.body, call.upstream_model, stream=call.stream))
+
+    async def complete(self, call: Call) -> Reply:
+        status, data, headers = await self.http.post(self.url, self.request(call))
+        if status >= 400:
+            raise translate_error(self.name, status, data, headers)
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise malformed(self.name) from exc
+        if not isinstance(message, dict):
+            raise UpstreamError(f"provider {self.name!r} answered with something other than a message")
+        body = response_body(message, created=int(time.time()), json_tool=uses_json_tool(call.body))
+        return Reply(orjson.dumps(body), usage_from(message.get("usage")))
+
+    async def stream(self, call: Call) -> Stream:
+        response = await self.http.open(self.url, self.request(call))
+        if response.status >= 400:
+            try:
+                data = await response.read()
+            except Exception as exc:
+                raise self.http.transport_error(exc) from exc
+            finally:
+                response.release()
+            raise translate_error(self.name, response.status, data, response.headers)
+        translator = StreamTranslator(self.name, include_usage=call.include_usage, json_tool=uses_json_tool(call.body))
+        return Stream(self._relay(self.http.chunks(response), translator), translator.usage)
+
+    async def _relay(
+        self, upstream: AsyncGenerator[bytes, None], translator: StreamTranslator
+    ) -> AsyncGenerator[bytes, None]:
+        decoder = sse.Decoder()
+        try:
+            async for chunk in upstream:
+                out = _translate(translator, decoder.feed(chunk))
+                if out:
+                    yield out
+                if translator.done:
+                    return
+            out = _translate(translator, decoder.flush()) + b"".join(translator.end())
+            if out:
+                yield out
+        finally:
+            await upstream.aclose()
+
+
+def _translate(translator: StreamTranslator, events: list[sse.Event]) -> bytes:
+    out: list[bytes] = []
+    for event in events:
+        if translator.done:
+            break
+        out.extend(translator.feed_data(event.data))
+    return b"".join(out)
