@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from openfoundry import __version__
-from openfoundry.api import admin, health, openai, tenants
+from openfoundry.api import admin, anthropic, azure, health, openai, tenants
 from openfoundry.api.http import install_error_handlers
 from openfoundry.catalog import Catalog
 from openfoundry.config import ConfigError, Settings, load_settings
@@ -115,6 +115,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     app = FastAPI(title="Openfoundry", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     openai.add_routes(app, gateway, settings.server.max_body_bytes)
+    azure.add_routes(app, gateway, settings.server.max_body_bytes)
+    anthropic.add_routes(app, gateway, settings.server.max_body_bytes)
     admin.add_routes(app, auth, catalog, manager, router)
     tenants.add_routes(app, auth, tenancy, keys, registry)
     metrics.watch_backends(lambda: ((d, router.states(d)) for d in registry))

@@ -1,0 +1,146 @@
+"""The Anthropic Messages surface: /v1/messages and /v1/messages/count_tokens, served by any deployment.
+
+Requests are translated to canonical chat completions (wire/anthropic.py) and answers back, streams
+included. Deployments hosted by Anthropic are translated too: forwarding their bytes untouched is not
+done here yet.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from openfoundry.api.http import add_raw_route, parse_object, read_body, until_disconnect
+from openfoundry.errors import FoundryError, InvalidRequest
+from openfoundry.gateway import Gateway
+from openfoundry.tenancy.auth import Principal
+from openfoundry.wire import sse
+from openfoundry.wire.anthropic import EventStream, anthropic_message, error_body, openai_request
+from openfoundry.wire.requests import check_chat
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+# count_tokens cannot run a tokenizer (none can be downloaded here), so it estimates from the canonical
+# request: about four characters a token for all text (system and messages, tool calls and results,
+# and each tool's name, description and schema as JSON), four tokens of framing per message, and 1,600
+# per image, what Anthropic documents for the largest image it reads (width x height / 750 tokens,
+# images scaled down to at most 1.15 megapixels).
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4
+TOKENS_PER_IMAGE = 1600
+
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_type(status: int) -> str:
+    """Anthropic's error `type` for an HTTP status (other 4xx are invalid requests, other 5xx api errors)."""
+    return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def anthropic_error(exc: FoundryError) -> Response:
+    body = orjson.dumps(error_body(error_type(exc.status), exc.message))
+    return Response(body, exc.status, headers=exc.headers, media_type="application/json")
+
+
+def _body_schema(required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "required": required, "additionalProperties": True}
+
+
+def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
+    async def accept(request: Request) -> tuple[Principal, dict[str, Any]]:
+        principal = gateway.authenticate(request.headers)
+        if not request.headers.get("anthropic-version"):
+            raise InvalidRequest("anthropic-version: header is required")
+        return principal, parse_object(await read_body(request, max_body_bytes))
+
+    async def anthropic_messages(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            principal, body = await accept(request)
+            canonical = openai_request(body)
+            check_chat(canonical)
+            work = gateway.call(principal, "chat", canonical, orjson.dumps(canonical), started)
+            outcome = await until_disconnect(request, work)
+        except FoundryError as exc:
+            return anthropic_error(exc)
+        headers = outcome.headers | {
+            "x-foundry-deployment": outcome.deployment.name,
+            "x-foundry-backend": outcome.backend.provider,
+        }
+        stops = canonical.get("stop") or []
+        if outcome.chunks is not None:
+            events = _events(outcome.chunks, EventStream(stop_sequences=stops))
+            return StreamingResponse(events, media_type="text/event-stream", headers=headers | _SSE_HEADERS)
+        assert outcome.body is not None
+        message = anthropic_message(orjson.loads(outcome.body), stop_sequences=stops)
+        return Response(orjson.dumps(message), media_type="application/json", headers=headers)
+
+    async def anthropic_count_tokens(request: Request) -> Response:
+        try:
+            principal, body = await accept(request)
+            canonical = openai_request({**body, "max_tokens": 1})  # counting takes no max_tokens
+            check_chat(canonical)
+            gateway.resolve(principal, canonical["model"])
+        except FoundryError as exc:
+            return anthropic_error(exc)
+        return Response(orjson.dumps({"input_tokens": estimate_input_tokens(canonical)}), media_type="application/json")
+
+    body = _body_schema(["model", "max_tokens", "messages"])
+    add_raw_route(app, "/v1/messages", anthropic_messages, "POST", tag="anthropic", body=body)
+    body = _body_schema(["model", "messages"])
+    add_raw_route(app, "/v1/messages/count_tokens", anthropic_count_tokens, "POST", tag="anthropic", body=body)
+
+
+async def _events(chunks: AsyncGenerator[bytes, None], stream: EventStream) -> AsyncIterator[bytes]:
+    """The gateway's OpenAI SSE bytes as Anthropic events; closing this closes the upstream."""
+    decoder = sse.Decoder()
+    try:
+        async for chunk in chunks:
+            out = [data for event in decoder.feed(chunk) for data in stream.feed_data(event.data)]
+            if out:
+                yield b"".join(out)
+            if stream.finished:
+                return
+        out = [data for event in decoder.flush() for data in stream.feed_data(event.data)] + stream.end()
+        if out:
+            yield b"".join(out)
+    finally:
+        await chunks.aclose()
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """An estimate of a canonical chat request's input tokens (see CHARS_PER_TOKEN above)."""
+    chars = images = 0
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        for part in content if isinstance(content, list) else []:
+            chars += len(part.get("text") or "")
+            images += part.get("type") == "image_url"
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {}
+            chars += len(function.get("name") or "") + len(function.get("arguments") or "")
+    chars += sum(len(orjson.dumps(tool["function"])) for tool in body.get("tools") or [])
+    framing = TOKENS_PER_MESSAGE * len(body["messages"])
+    return math.ceil(chars / CHARS_PER_TOKEN) + framing + TOKENS_PER_IMAGE * images
