@@ -23,9 +23,10 @@ def workers(fakes: dict[str, FakeServer], database: str) -> Iterator[Server]:
 
 
 def within_two_seconds(check: Callable[[], bool]) -> float:
-    """Seconds until `check()` holds for 12 calls in a row (spread over the workers), at most 2."""
+    """Seconds until `check()` holds for 30 calls in a row (the kernel spreads them over the workers,
+    unevenly), which must happen within 2 s."""
     started = time.monotonic()
-    while not all(check() for _ in range(12)):
+    while not all(check() for _ in range(30)):
         assert time.monotonic() - started < 2.0
     return time.monotonic() - started
 
@@ -44,7 +45,7 @@ def test_revocation_and_new_deployments_reach_every_worker(workers: Server) -> N
     def served() -> bool:
         try:
             return client.chat.completions.create(model="late", messages=[{"role": "user", "content": "x"}]) is not None
-        except openai.NotFoundError:
+        except (openai.NotFoundError, openai.AuthenticationError):  # a worker that has not reloaded yet
             return False
 
     print(f"\nnew deployment everywhere after {within_two_seconds(served):.2f} s")
