@@ -437,7 +437,7 @@ async def test_relay_reassembles_events_split_across_reads_and_releases_the_upst
     case = json.loads((GOLDEN / "stream_tool_use.json").read_text())
     closed: list[bool] = []
     translator = StreamTranslator("claude", include_usage=True, created=0)
-    relay = provider._relay(pieces(wire(case["anthropic"]), 7, closed), translator)
+    relay = sse.translate(pieces(wire(case["anthropic"]), 7, closed), translator)
     events = decode([chunk async for chunk in relay])
     assert [without_created(event) for event in events] == case["openai"]
     assert closed == [True]
@@ -447,7 +447,7 @@ async def test_relay_of_a_cut_off_upstream_ends_with_an_error_event(provider: An
     case = json.loads((GOLDEN / "stream_text.json").read_text())
     closed: list[bool] = []
     translator = StreamTranslator("claude", include_usage=False, created=0)
-    relay = provider._relay(pieces(wire(case["anthropic"][:4]), 50, closed), translator)
+    relay = sse.translate(pieces(wire(case["anthropic"][:4]), 50, closed), translator)
     events = decode([chunk async for chunk in relay])
     assert joined(events, "content") == "Hello"
     assert "before message_stop" in events[-1]["error"]["message"]

@@ -614,7 +614,7 @@ async def test_relay_reassembles_events_split_across_reads_and_releases_the_upst
     case = json.loads((GOLDEN / "stream_function_call.json").read_text())
     closed: list[bool] = []
     translator = StreamTranslator("gemini", case["model"], include_usage=False, created=0, call_id=counter())
-    relay = provider._relay(pieces(wire(case["gemini"]), 7, closed), translator)
+    relay = sse.translate(pieces(wire(case["gemini"]), 7, closed), translator)
     events = decode([chunk async for chunk in relay])
     assert [without_created(event) for event in events] == case["openai"]
     assert closed == [True]
@@ -624,7 +624,7 @@ async def test_relay_of_a_cut_off_upstream_ends_with_an_error_event(provider: Ge
     case = json.loads((GOLDEN / "stream_text.json").read_text())
     closed: list[bool] = []
     translator = StreamTranslator("gemini", case["model"], include_usage=False, created=0)
-    relay = provider._relay(pieces(wire(case["gemini"][:2]), 50, closed), translator)
+    relay = sse.translate(pieces(wire(case["gemini"][:2]), 50, closed), translator)
     events = decode([chunk async for chunk in relay])
     assert joined(events, "content") == "The sky is blue"
     assert "before a finishReason" in events[-1]["error"]["message"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -59,6 +59,26 @@ class Http:
             return await self.session.post(url, data=body, headers=headers, params=params)
         except Exception as exc:
             raise self.transport_error(exc) from exc
+
+    async def open_stream(
+        self,
+        url: str,
+        body: bytes,
+        error: Callable[[int, bytes, Mapping[str, str]], BaseException],
+        params: Mapping[str, str] | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        """POST for a stream: an error status is read and raised through `error`; otherwise the body's
+        chunks as they arrive (see `chunks`)."""
+        response = await self.open(url, body, params=params)
+        if response.status >= 400:
+            try:
+                data = await response.read()
+            except Exception as exc:
+                raise self.transport_error(exc) from exc
+            finally:
+                response.release()
+            raise error(response.status, data, response.headers)
+        return self.chunks(response)
 
     async def chunks(self, response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         """The response body as it arrives; transport failures become FoundryErrors; always released."""

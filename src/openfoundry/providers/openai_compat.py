@@ -81,17 +81,11 @@ class OpenAICompatible:
         return Reply(data, self.usage(payload.get("usage") if isinstance(payload, dict) else None))
 
     async def stream(self, call: Call) -> Stream:
-        response = await self.http.open(self.url(call), self.request_body(call), params=self.params())
-        if response.status >= 400:
-            try:
-                data = await response.read()
-            except Exception as exc:
-                raise self.http.transport_error(exc) from exc
-            finally:
-                response.release()
-            raise self.error(response.status, data, response.headers)
+        upstream = await self.http.open_stream(
+            self.url(call), self.request_body(call), self.error, params=self.params()
+        )
         usage = Usage()
-        return Stream(self._relay(self.http.chunks(response), usage, hide_usage=not call.include_usage), usage)
+        return Stream(self._relay(upstream, usage, hide_usage=not call.include_usage), usage)
 
     async def _relay(
         self, upstream: AsyncGenerator[bytes, None], usage: Usage, *, hide_usage: bool

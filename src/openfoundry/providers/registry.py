@@ -21,7 +21,9 @@ IMPLEMENTATIONS = {
     "gemini": "gemini:GeminiProvider",
     "azure-ai": "azure:Azure",
     "azure-openai": "azure:Azure",
+    "llamacpp": "openfoundry.engines.llamacpp:LlamaCppEngine",
 }
+"""Provider type -> "module:Class", the module relative to openfoundry.providers unless it is a full path."""
 
 
 def build_provider(name: str, settings: ProviderSettings) -> Provider:
@@ -31,7 +33,8 @@ def build_provider(name: str, settings: ProviderSettings) -> Provider:
             f"invalid configuration:\n  providers.{name}.type: {settings.type!r} is not available in this build"
         )
     module, _, cls = target.partition(":")
-    implementation = getattr(importlib.import_module(f"openfoundry.providers.{module}"), cls)
+    path = module if module.startswith("openfoundry.") else f"openfoundry.providers.{module}"
+    implementation = getattr(importlib.import_module(path), cls)
     try:
         return cast(Provider, implementation(name, settings))
     except ValueError as exc:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 DONE = b"data: [DONE]\n\n"
 
@@ -72,3 +73,39 @@ async def events(chunks: AsyncIterable[bytes]) -> AsyncIterator[Event]:
             yield event
     for event in decoder.flush():
         yield event
+
+
+class Translator(Protocol):
+    """Turns one upstream protocol's stream events into OpenAI chunks (see providers/*/stream.py)."""
+
+    done: bool
+
+    def feed_data(self, data: bytes) -> list[bytes]: ...
+
+    def end(self) -> list[bytes]: ...
+
+
+async def translate(upstream: AsyncGenerator[bytes, None], translator: Translator) -> AsyncGenerator[bytes, None]:
+    """Decode an upstream SSE byte stream and hand each event to `translator`, until it is done."""
+    decoder = Decoder()
+
+    def feed(found: list[Event]) -> bytes:
+        out: list[bytes] = []
+        for event in found:
+            if translator.done:
+                break
+            out.extend(translator.feed_data(event.data))
+        return b"".join(out)
+
+    try:
+        async for chunk in upstream:
+            out = feed(decoder.feed(chunk))
+            if out:
+                yield out
+            if translator.done:
+                return
+        out = feed(decoder.flush()) + b"".join(translator.end())
+        if out:
+            yield out
+    finally:
+        await upstream.aclose()

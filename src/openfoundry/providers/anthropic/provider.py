@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import Mapping
 
 import orjson
 
 from openfoundry.config import ProviderSettings
-from openfoundry.errors import InvalidRequest, UpstreamError
+from openfoundry.errors import FoundryError, InvalidRequest, UpstreamError
 from openfoundry.providers.anthropic.request import request_body, uses_json_tool
 from openfoundry.providers.anthropic.response import response_body, translate_error, usage_from
 from openfoundry.providers.anthropic.stream import StreamTranslator
@@ -61,40 +61,9 @@ class AnthropicProvider:
         return Reply(orjson.dumps(body), usage_from(message.get("usage")))
 
     async def stream(self, call: Call) -> Stream:
-        response = await self.http.open(self.url, self.request(call))
-        if response.status >= 400:
-            try:
-                data = await response.read()
-            except Exception as exc:
-                raise self.http.transport_error(exc) from exc
-            finally:
-                response.release()
-            raise translate_error(self.name, response.status, data, response.headers)
+        upstream = await self.http.open_stream(self.url, self.request(call), self._error)
         translator = StreamTranslator(self.name, include_usage=call.include_usage, json_tool=uses_json_tool(call.body))
-        return Stream(self._relay(self.http.chunks(response), translator), translator.usage)
+        return Stream(sse.translate(upstream, translator), translator.usage)
 
-    async def _relay(
-        self, upstream: AsyncGenerator[bytes, None], translator: StreamTranslator
-    ) -> AsyncGenerator[bytes, None]:
-        decoder = sse.Decoder()
-        try:
-            async for chunk in upstream:
-                out = _translate(translator, decoder.feed(chunk))
-                if out:
-                    yield out
-                if translator.done:
-                    return
-            out = _translate(translator, decoder.flush()) + b"".join(translator.end())
-            if out:
-                yield out
-        finally:
-            await upstream.aclose()
-
-
-def _translate(translator: StreamTranslator, events: list[sse.Event]) -> bytes:
-    out: list[bytes] = []
-    for event in events:
-        if translator.done:
-            break
-        out.extend(translator.feed_data(event.data))
-    return b"".join(out)
+    def _error(self, status: int, data: bytes, headers: Mapping[str, str]) -> FoundryError:
+        return translate_error(self.name, status, data, headers)

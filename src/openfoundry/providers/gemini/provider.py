@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from openfoundry.config import ProviderSettings
-from openfoundry.errors import InvalidRequest
+from openfoundry.errors import FoundryError, InvalidRequest
 from openfoundry.providers.base import Call, Reply, Stream, Usage
 from openfoundry.providers.gemini.embeddings import embeddings_request, embeddings_response
 from openfoundry.providers.gemini.request import model_path, request_body
@@ -74,35 +74,9 @@ class GeminiProvider:
             raise self._unsupported(call)
         request = orjson.dumps(request_body(call.body))
         url = self.url(call.upstream_model, "streamGenerateContent")
-        response = await self.http.open(url, request, params={"alt": "sse"})
-        if response.status >= 400:
-            try:
-                data = await response.read()
-            except Exception as exc:
-                raise self.http.transport_error(exc) from exc
-            finally:
-                response.release()
-            raise translate_error(self.name, response.status, data, response.headers)
+        upstream = await self.http.open_stream(url, request, self._error, params={"alt": "sse"})
         translator = StreamTranslator(self.name, call.upstream_model, include_usage=call.include_usage)
-        return Stream(self._relay(self.http.chunks(response), translator), translator.usage)
+        return Stream(sse.translate(upstream, translator), translator.usage)
 
-    async def _relay(
-        self, upstream: AsyncGenerator[bytes, None], translator: StreamTranslator
-    ) -> AsyncGenerator[bytes, None]:
-        decoder = sse.Decoder()
-        try:
-            async for chunk in upstream:
-                out = _translate(translator, decoder.feed(chunk))
-                if out:
-                    yield out
-                if translator.done:
-                    return
-            out = _translate(translator, decoder.flush()) + b"".join(translator.end())
-            if out:
-                yield out
-        finally:
-            await upstream.aclose()
-
-
-def _translate(translator: StreamTranslator, events: list[sse.Event]) -> bytes:
-    return b"".join(chunk for event in events for chunk in translator.feed_data(event.data))
+    def _error(self, status: int, data: bytes, headers: Mapping[str, str]) -> FoundryError:
+        return translate_error(self.name, status, data, headers)
