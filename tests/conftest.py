@@ -11,7 +11,7 @@ import pytest
 
 from tests.fakes import anthropic, azure, gemini, openai
 from tests.fakes.server import FakeServer
-from tests.harness import ADMIN_KEY, Server
+from tests.harness import ADMIN_KEY, Server, free_port
 
 UPSTREAM_KEYS = {
     "openai": "sk-openai-upstream",
@@ -101,8 +101,8 @@ def gateway_config(fakes: dict[str, FakeServer], **extra: Any) -> dict[str, Any]
 
 @pytest.fixture(scope="session")
 def server(fakes: dict[str, FakeServer]) -> Iterator[Server]:
-    """A gateway with an admin key, on SQLite."""
-    gateway = Server(gateway_config(fakes, server={"admin_key": ADMIN_KEY})).start()
+    """A gateway with an admin key, on SQLite, serving xAI's gRPC API too."""
+    gateway = Server(gateway_config(fakes, server={"admin_key": ADMIN_KEY, "grpc_port": free_port()})).start()
     yield gateway
     gateway.stop()
 
@@ -113,7 +113,9 @@ def _reset_postgres(url: str) -> None:
     async def drop() -> None:
         connection = await asyncpg.connect(url)
         try:
-            await connection.execute("DROP TABLE IF EXISTS api_keys, projects, deployments, alembic_version CASCADE")
+            await connection.execute(
+                "DROP TABLE IF EXISTS usage, api_keys, projects, deployments, alembic_version CASCADE"
+            )
         finally:
             await connection.close()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -12,8 +11,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from openfoundry import __version__
-from openfoundry.api import admin, anthropic, azure, health, openai, tenants
+from openfoundry.api import admin, anthropic, azure, health, openai, tenants, usage
 from openfoundry.api.http import install_error_handlers
+from openfoundry.api.xai_grpc import XaiGrpcServer
 from openfoundry.catalog import Catalog
 from openfoundry.config import ConfigError, Settings, load_settings
 from openfoundry.deployments import (
@@ -30,11 +30,13 @@ from openfoundry.limits.limiter import Limiter
 from openfoundry.limits.redis import RedisStore
 from openfoundry.limits.store import LimitStore, MemoryStore
 from openfoundry.metering.meter import Meter
+from openfoundry.metering.spool import spool_folder
 from openfoundry.providers.registry import build_provider
 from openfoundry.routing.dispatch import Dispatcher
 from openfoundry.routing.router import Router
 from openfoundry.store.db import Database
 from openfoundry.store.tenancy import TenancyStore
+from openfoundry.store.usage import UsageStore
 from openfoundry.telemetry.metrics import Metrics
 from openfoundry.tenancy.auth import Authenticator
 from openfoundry.tenancy.keys import KeyRing
@@ -57,10 +59,6 @@ def configured_deployments(settings: Settings, catalog: Catalog) -> list[Deploym
     return found
 
 
-async def _no_spend(scope: str, name: str, since: dt.datetime) -> float:
-    return 0.0
-
-
 def app_from_environment() -> FastAPI:
     """The app of one worker process of `foundry serve --workers N` (the CLI has put its options in
     the environment and checked the configuration already)."""
@@ -79,11 +77,18 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     auth = Authenticator(settings.server.admin_key.get_secret_value() if settings.server.admin_key else None, keys)
     router = Router()
     limit_store: LimitStore = RedisStore(settings.storage.redis) if settings.storage.redis else MemoryStore()
+    usage_store = UsageStore(db)
     limiter = Limiter(
-        limit_store, keys, _no_spend, settings.storage.redis_policy == "fail-open", metrics.limit_store_failures.inc
+        limit_store,
+        keys,
+        usage_store.spent_since,
+        settings.storage.redis_policy == "fail-open",
+        metrics.limit_store_failures.inc,
     )
-    meter = Meter()
+    meter = Meter(usage_store, spool_folder(settings.storage.spool_dir, settings.storage.database))
     gateway = Gateway(auth, registry, limiter, Dispatcher(router, providers), meter, metrics)
+    grpc_port = settings.server.grpc_port
+    xai_grpc = XaiGrpcServer(gateway, settings.server.host, grpc_port) if grpc_port else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +101,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
             await provider.start()
         await meter.start()
         watcher = asyncio.create_task(keys.watch())
+        if xai_grpc is not None:
+            await xai_grpc.start()
         # Everything made at start lives as long as the process: keep it out of the collector's full
         # passes, which otherwise took a third of the CPU under load.
         gc.collect()
@@ -103,6 +110,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if xai_grpc is not None:
+                await xai_grpc.stop()
             watcher.cancel()
             deployments_watcher.cancel()
             if isinstance(limit_store, RedisStore):
@@ -119,6 +128,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     anthropic.add_routes(app, gateway, settings.server.max_body_bytes)
     admin.add_routes(app, auth, catalog, manager, router)
     tenants.add_routes(app, auth, tenancy, keys, registry)
+    usage.add_routes(app, auth, usage_store)
     metrics.watch_backends(lambda: ((d, router.states(d)) for d in registry))
     health.add_routes(app, db, metrics)
     return app

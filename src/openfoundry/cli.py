@@ -254,6 +254,48 @@ def keys_revoke(key_id: str, url: UrlOption = DEFAULT_URL, admin_key: AdminKeyOp
 
 
 @cli.command()
+def usage(
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this API key id.")] = None,
+    deployment: Annotated[str | None, typer.Option(help="Only this deployment.")] = None,
+    since: Annotated[str | None, typer.Option(help="From: ISO-8601, epoch seconds, or an age: 30m, 24h, 7d.")] = None,
+    until: Annotated[str | None, typer.Option(help="Until (exclusive), in the same forms.")] = None,
+    group_by: Annotated[
+        list[str] | None, typer.Option("--group-by", help="project, key, deployment or day; repeat for more.")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Show usage and cost: one total, or one row per group."""
+    import urllib.parse
+
+    query = {"project": project, "key": key, "deployment": deployment, "since": _when(since), "until": _when(until)}
+    params = [(k, v) for k, v in query.items() if v is not None] + [("group_by", g) for g in group_by or ()]
+    rows = _admin("GET", url, "/admin/usage?" + urllib.parse.urlencode(params), admin_key)["data"]
+    asked = {name.strip() for value in group_by or () for name in value.split(",")}
+    labels = {"project": "project", "key": "key_id", "deployment": "deployment", "day": "day"}
+    groups = [label for name, label in labels.items() if name in asked]
+    table = Table(*groups)
+    for title in ("requests", "prompt", "completion", "cached", "reasoning", "cost (USD)", "errors"):
+        table.add_column(title, justify="right")
+    counted = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
+    for row in rows:
+        counts = [f"{row[name]:,}" for name in counted]
+        table.add_row(*(row[name] or "-" for name in groups), *counts, f"{row['cost_usd']:.6f}", f"{row['errors']:,}")
+    console.print(table)
+
+
+def _when(value: str | None) -> str | None:
+    """An age like 30m, 24h or 7d as epoch seconds; anything else goes to the server as it is."""
+    import time
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if value and value[-1] in units and value[:-1].isdigit():
+        return str(time.time() - int(value[:-1]) * units[value[-1]])
+    return value
+
+
+@cli.command()
 def chat(
     deployment: str,
     url: UrlOption = DEFAULT_URL,

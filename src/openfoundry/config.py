@@ -58,6 +58,8 @@ class ServerSettings(Strict):
     admin_key: SecretStr | None = None
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger ones get 413."""
+    grpc_port: int | None = Field(None, ge=1, le=65535)
+    """Port of xAI's gRPC API (plaintext, on `host`); unset: not served."""
 
 
 class StorageSettings(Strict):
@@ -66,6 +68,8 @@ class StorageSettings(Strict):
     """Shared limits across gateway processes; without it each process keeps its own."""
     redis_policy: Literal["fail-open", "fail-closed"] = "fail-open"
     """When Redis cannot be reached: serve without limits (logged and counted), or refuse with 503."""
+    spool_dir: str = "~/.openfoundry/spool"
+    """Where each process spools usage records before they reach the database (one subfolder per database)."""
 
     @field_validator("database")
     @classmethod
