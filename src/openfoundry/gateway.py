@@ -11,6 +11,8 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from openfoundry.deployments import Backend, Deployment, Deployments
 from openfoundry.errors import Forbidden, FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
 from openfoundry.limits.limiter import Limiter, Ticket, estimate_tokens
@@ -22,6 +24,7 @@ from openfoundry.routing.dispatch import Dispatcher, Served
 from openfoundry.telemetry.metrics import Metrics
 from openfoundry.tenancy.auth import Authenticator, Principal
 from openfoundry.wire import sse
+from openfoundry.wire.anthropic import error_body, error_type
 
 
 @dataclass(slots=True)
@@ -47,6 +50,13 @@ class Visit:
     """perf_counter() when the request arrived."""
     arrived: float
     """Epoch seconds when the request arrived."""
+
+
+def stream_error(kind: Kind, exc: FoundryError) -> bytes:
+    """The event that ends a stream broken mid-way, in the stream's own protocol."""
+    if kind == "messages":
+        return sse.encode(orjson.dumps(error_body(error_type(exc.status), exc.message)), "error")
+    return sse.encode(exc.openai_body())
 
 
 def fallback_condition(exc: FoundryError) -> str | None:
@@ -91,6 +101,11 @@ class Gateway:
             )
         return deployment
 
+    def native(self, deployment: Deployment, provider_type: str) -> bool:
+        """Whether every backend of the deployment speaks `provider_type`'s own protocol."""
+        providers = self.dispatcher.providers
+        return all(providers[backend.provider].type == provider_type for backend in deployment.backends)
+
     async def call(self, principal: Principal, kind: Kind, body: dict[str, Any], raw: bytes, started: float) -> Outcome:
         deployment = self.resolve(principal, body.get("model"))
         ticket = await self.limiter.admit(principal, deployment, estimate_tokens(kind, body, raw))
@@ -120,20 +135,21 @@ class Gateway:
                 return deployment, await self.dispatcher.dispatch(deployment, kind, body, raw, stream)
             except FoundryError as exc:
                 self.metrics.error(deployment.name, "", kind, exc.code or exc.type)
-                fallback = self._fallback(deployment, exc, tried)
+                fallback = self._fallback(deployment, kind, exc, tried)
                 if fallback is None:
                     raise
                 deployment = fallback
                 tried.add(fallback.name)
 
-    def _fallback(self, deployment: Deployment, exc: FoundryError, tried: set[str]) -> Deployment | None:
+    def _fallback(self, deployment: Deployment, kind: Kind, exc: FoundryError, tried: set[str]) -> Deployment | None:
         condition = fallback_condition(exc)
         if condition is None or condition not in deployment.settings.fallback_on:
             return None
         for name in deployment.settings.fallbacks:
             fallback = self.deployments.get(name)
-            if fallback is not None and name not in tried:
-                return fallback
+            if fallback is None or name in tried or (kind == "messages" and not self.native(fallback, "anthropic")):
+                continue
+            return fallback
         return None
 
     async def _metered(
@@ -152,7 +168,7 @@ class Gateway:
         except FoundryError as exc:
             status = exc.status
             self.metrics.error(deployment.name, provider, visit.kind, exc.code or exc.type)
-            ending = sse.encode(exc.openai_body())
+            ending = stream_error(visit.kind, exc)
         finally:
             await stream.chunks.aclose()
             await self._finish(visit, deployment, provider, status, ttft, stream.usage, ttft=ttft)

@@ -1,8 +1,8 @@
 """The Anthropic Messages surface: /v1/messages and /v1/messages/count_tokens, served by any deployment.
 
-Requests are translated to canonical chat completions (wire/anthropic.py) and answers back, streams
-included. Deployments hosted by Anthropic are translated too: forwarding their bytes untouched is not
-done here yet.
+Deployments whose hosts all speak Anthropic get the client's bytes with only the model rewritten, and
+their answers come back as they are. For every other deployment requests are translated to canonical
+chat completions (wire/anthropic.py) and answers back, streams included.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from openfoundry.errors import FoundryError, InvalidRequest
 from openfoundry.gateway import Gateway
 from openfoundry.tenancy.auth import Principal
 from openfoundry.wire import sse
-from openfoundry.wire.anthropic import EventStream, anthropic_message, error_body, openai_request
+from openfoundry.wire.anthropic import EventStream, anthropic_message, error_body, error_type, openai_request
 from openfoundry.wire.requests import check_chat
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -37,26 +37,6 @@ TOKENS_PER_MESSAGE = 4
 TOKENS_PER_IMAGE = 1600
 
 
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def error_type(status: int) -> str:
-    """Anthropic's error `type` for an HTTP status (other 4xx are invalid requests, other 5xx api errors)."""
-    return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-
-
 def anthropic_error(exc: FoundryError) -> Response:
     body = orjson.dumps(error_body(error_type(exc.status), exc.message))
     return Response(body, exc.status, headers=exc.headers, media_type="application/json")
@@ -67,16 +47,32 @@ def _body_schema(required: list[str]) -> dict[str, Any]:
 
 
 def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
-    async def accept(request: Request) -> tuple[Principal, dict[str, Any]]:
+    async def accept(request: Request) -> tuple[Principal, dict[str, Any], bytes]:
         principal = gateway.authenticate(request.headers)
         if not request.headers.get("anthropic-version"):
             raise InvalidRequest("anthropic-version: header is required")
-        return principal, parse_object(await read_body(request, max_body_bytes))
+        raw = await read_body(request, max_body_bytes)
+        return principal, parse_object(raw), raw
+
+    async def native(request: Request, principal: Principal, body: dict[str, Any], raw: bytes) -> Response:
+        """A deployment Anthropic hosts: the client's bytes go up with only the model rewritten."""
+        if not isinstance(body.get("messages"), list):
+            raise InvalidRequest("messages: must be an array of messages", param="messages")
+        outcome = await until_disconnect(request, gateway.call(principal, "messages", body, raw, time.perf_counter()))
+        headers = outcome.headers | {
+            "x-foundry-deployment": outcome.deployment.name,
+            "x-foundry-backend": outcome.backend.provider,
+        }
+        if outcome.chunks is not None:
+            return StreamingResponse(outcome.chunks, media_type="text/event-stream", headers=headers | _SSE_HEADERS)
+        return Response(outcome.body, media_type="application/json", headers=headers)
 
     async def anthropic_messages(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            principal, body = await accept(request)
+            principal, body, raw = await accept(request)
+            if gateway.native(gateway.resolve(principal, body.get("model")), "anthropic"):
+                return await native(request, principal, body, raw)
             canonical = openai_request(body)
             check_chat(canonical)
             work = gateway.call(principal, "chat", canonical, orjson.dumps(canonical), started)
@@ -97,7 +93,7 @@ def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
 
     async def anthropic_count_tokens(request: Request) -> Response:
         try:
-            principal, body = await accept(request)
+            principal, body, _ = await accept(request)
             canonical = openai_request({**body, "max_tokens": 1})  # counting takes no max_tokens
             check_chat(canonical)
             gateway.resolve(principal, canonical["model"])

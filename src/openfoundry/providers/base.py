@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Kind = Literal["chat", "completions", "embeddings"]
+Kind = Literal["chat", "completions", "embeddings", "messages"]
+"""`messages`: an Anthropic Messages request, forwarded natively to hosts that speak it."""
 
 
 @dataclass(slots=True)
