@@ -75,7 +75,11 @@ def test_config_path_from_environment_and_admin_key_variable(tmp_path: Path) -> 
 def test_zero_config_takes_providers_from_credential_variables() -> None:
     settings = load_settings(None, {"XAI_API_KEY": "x", "ANTHROPIC_API_KEY": "a"})
     assert settings.zero_config
-    assert {name: p.type for name, p in settings.providers.items()} == {"xai": "xai", "anthropic": "anthropic"}
+    assert {name: p.type for name, p in settings.providers.items()} == {
+        "xai": "xai",
+        "anthropic": "anthropic",
+        "local": "llamacpp",  # the embedded engine with the bundled model
+    }
 
 
 @pytest.mark.parametrize(

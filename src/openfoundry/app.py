@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from openfoundry import __version__
 from openfoundry.api import admin, anthropic, azure, health, openai, tenants, usage
+from openfoundry.api import engines as engines_api
 from openfoundry.api.http import install_error_handlers
 from openfoundry.api.xai_grpc import XaiGrpcServer
 from openfoundry.catalog import Catalog
@@ -129,6 +130,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     admin.add_routes(app, auth, catalog, manager, router)
     tenants.add_routes(app, auth, tenancy, keys, registry)
     usage.add_routes(app, auth, usage_store)
+    engines_api.add_routes(app, auth, providers, registry, metrics)
     metrics.watch_backends(lambda: ((d, router.states(d)) for d in registry))
     health.add_routes(app, db, metrics)
     return app

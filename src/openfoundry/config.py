@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 ProviderType = Literal[
     "openai",
@@ -26,6 +26,8 @@ ProviderType = Literal[
     "openrouter",
     "openai-compatible",
     "llamacpp",
+    "vllm",
+    "sglang",
 ]
 
 # The standard credential variable of each provider type: with no config file, a set variable
@@ -85,6 +87,49 @@ class Timeouts(Strict):
     """Longest wait for the next byte from the upstream."""
 
 
+class EngineSettings(Strict):
+    """How the embedded llama.cpp engine runs one GGUF model (see engines/)."""
+
+    model_path: str | None = None
+    """A GGUF file; unset: the bundled Gemma 3 270M, assembled once into `models_dir`."""
+    models_dir: str = "~/.openfoundry/models"
+    n_ctx: int = Field(4096, ge=64)
+    """Context window in tokens (prompt plus answer)."""
+    n_threads: int | None = Field(None, ge=1)
+    """CPU threads per replica; unset: llama.cpp's default."""
+    n_batch: int = Field(512, ge=1)
+    replicas: int = Field(1, ge=1, le=64)
+    """Worker processes, each holding the model; a dead one is restarted."""
+    max_concurrency: int = Field(1, ge=1, le=64)
+    """Calls each replica runs at once (one llama context each)."""
+    max_queue: int = Field(64, ge=0)
+    """Calls that may wait for a free slot; past that, 429 with Retry-After."""
+    queue_timeout: float = Field(30.0, gt=0)
+    """Seconds a call may wait for a slot before it gets 429."""
+
+
+class LaunchSettings(Strict):
+    """A GPU inference server (vLLM, SGLang) the gateway runs as a child process (see engines/supervised.py)."""
+
+    model: str
+    """A local model directory (the machines are offline) or whatever the server accepts."""
+    served_model_name: str | None = None
+    """The name the server answers to; calls are renamed to it. Unset: `model`."""
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)
+    """Unset: a free port picked at start."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    extra_args: list[str] = Field(default_factory=list)
+    """Appended to the command line as they are (e.g. ["--max-model-len", "32768"])."""
+    command: list[str] | None = None
+    """The program to run instead of `vllm serve` / `python -m sglang.launch_server` (a venv's, or a stand-in)."""
+    env: dict[str, str] = Field(default_factory=dict)
+    ready_timeout: float = Field(1800.0, gt=0)
+    """Seconds to wait for the server to answer GET /v1/models before it is restarted."""
+    stop_timeout: float = Field(30.0, gt=0)
+    """Seconds between SIGTERM and SIGKILL at shutdown."""
+
+
 class ProviderSettings(Strict):
     type: ProviderType
     base_url: str | None = None
@@ -94,6 +139,21 @@ class ProviderSettings(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Timeouts = Field(default_factory=Timeouts)
     max_connections: int = Field(1024, ge=1)
+    engine: EngineSettings | None = None
+    """llamacpp only: the model file and how the embedded engine runs it."""
+    launch: LaunchSettings | None = None
+    """vllm and sglang only (required there): the server the gateway starts and supervises."""
+
+    @model_validator(mode="after")
+    def _engine_only_for_engines(self) -> ProviderSettings:
+        if self.engine is not None and self.type != "llamacpp":
+            raise ValueError(f"engine: only for type 'llamacpp', not {self.type!r}")
+        supervised = self.type in ("vllm", "sglang")
+        if supervised and self.launch is None:
+            raise ValueError(f"launch: required for type {self.type!r} (at least launch.model)")
+        if self.launch is not None and not supervised:
+            raise ValueError(f"launch: only for types 'vllm' and 'sglang', not {self.type!r}")
+        return self
 
 
 class BackendSettings(Strict):
@@ -202,7 +262,11 @@ def _fill(value: Any, references: list[tuple[str, str | None]], env: dict[str, s
 
 
 def _zero_config_providers(env: dict[str, str]) -> dict[str, Any]:
-    return {kind: {"type": kind, "api_key": env[var]} for kind, var in CREDENTIAL_ENV.items() if env.get(var)}
+    providers: dict[str, Any] = {
+        kind: {"type": kind, "api_key": env[var]} for kind, var in CREDENTIAL_ENV.items() if env.get(var)
+    }
+    providers["local"] = {"type": "llamacpp"}  # the embedded engine with the bundled model, offline
+    return providers
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from openfoundry.catalog import Catalog, ModelCard
 from openfoundry.config import BackendSettings, DeploymentSettings, ProviderSettings
+from openfoundry.engines.models import served_card
 from openfoundry.errors import Conflict, InvalidRequest, NotFound
 from openfoundry.store.db import Database
 
@@ -86,6 +87,8 @@ def build_deployment(
                 code="unknown_provider",
             )
         upstream = backend.upstream_model or card.hosts.get(provider.type)
+        if upstream is None and provider.launch is not None:  # a server we start serves one model, by its name
+            upstream = provider.launch.served_model_name or provider.launch.model
         if upstream is None:
             raise InvalidRequest(
                 f"deployment {name!r}: the catalog lists no {provider.type!r} name for {card.id}; "
@@ -109,11 +112,13 @@ def check_fallbacks(deployment: Deployment, exists: Callable[[str], bool]) -> No
 
 
 def zero_config_deployments(catalog: Catalog, providers: Mapping[str, ProviderSettings]) -> list[Deployment]:
-    """Every catalog model a credentialed provider hosts, deployed under its own name."""
+    """Every catalog model a credentialed provider hosts, deployed under its own name (an engine: its model)."""
     found: dict[str, Deployment] = {}
     for card in catalog:
         for name, provider in sorted(providers.items()):
             upstream = card.hosts.get(provider.type)
+            if provider.type == "llamacpp" and card.id != served_card(provider):
+                continue  # an engine serves one model file, not every card it could host
             if upstream is not None and card.short_name not in found:
                 settings = DeploymentSettings(model=card.id, backends=[BackendSettings(provider=name)])
                 found[card.short_name] = Deployment(card.short_name, card, (Backend(name, upstream),), settings, "auto")

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from openfoundry.deployments import Backend, Deployment, Deployments
+from openfoundry.engines.scheduler import caller as engine_caller
 from openfoundry.errors import Forbidden, FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
 from openfoundry.limits.limiter import Limiter, Ticket, estimate_tokens
 from openfoundry.metering.cost import cost_usd
@@ -109,6 +110,7 @@ class Gateway:
     async def call(self, principal: Principal, kind: Kind, body: dict[str, Any], raw: bytes, started: float) -> Outcome:
         deployment = self.resolve(principal, body.get("model"))
         ticket = await self.limiter.admit(principal, deployment, estimate_tokens(kind, body, raw))
+        engine_caller.set(principal.project or "")  # engines queue fairly between projects
         visit = Visit(principal, kind, ticket, started, time.time())
         try:
             deployment, served = await self._serve(deployment, kind, body, raw)

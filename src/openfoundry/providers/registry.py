@@ -22,6 +22,8 @@ IMPLEMENTATIONS = {
     "azure-ai": "azure:Azure",
     "azure-openai": "azure:Azure",
     "llamacpp": "openfoundry.engines.llamacpp:LlamaCppEngine",
+    "vllm": "openfoundry.engines.supervised:SupervisedServer",
+    "sglang": "openfoundry.engines.supervised:SupervisedServer",
 }
 """Provider type -> "module:Class", the module relative to openfoundry.providers unless it is a full path."""
 
