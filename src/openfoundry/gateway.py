@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 from openfoundry.deployments import Backend, Deployment, Deployments
-from openfoundry.engines.scheduler import caller as engine_caller
 from openfoundry.errors import Forbidden, FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
 from openfoundry.limits.limiter import Limiter, Ticket, estimate_tokens
 from openfoundry.metering.cost import cost_usd
@@ -110,10 +109,9 @@ class Gateway:
     async def call(self, principal: Principal, kind: Kind, body: dict[str, Any], raw: bytes, started: float) -> Outcome:
         deployment = self.resolve(principal, body.get("model"))
         ticket = await self.limiter.admit(principal, deployment, estimate_tokens(kind, body, raw))
-        engine_caller.set(principal.project or "")  # engines queue fairly between projects
         visit = Visit(principal, kind, ticket, started, time.time())
         try:
-            deployment, served = await self._serve(deployment, kind, body, raw)
+            deployment, served = await self._serve(deployment, kind, body, raw, principal.project or "")
         except FoundryError as exc:
             exc.headers = ticket.headers | exc.headers
             await self._finish(visit, deployment, "", exc.status, None, None)
@@ -127,14 +125,14 @@ class Gateway:
         return Outcome(deployment, served.backend, body=served.reply.body, headers=ticket.headers)
 
     async def _serve(
-        self, deployment: Deployment, kind: Kind, body: dict[str, Any], raw: bytes
+        self, deployment: Deployment, kind: Kind, body: dict[str, Any], raw: bytes, caller: str
     ) -> tuple[Deployment, Served]:
         """Dispatch to the deployment, then to its fallbacks while the failure matches their conditions."""
         stream = bool(body.get("stream")) and kind != "embeddings"
         tried = {deployment.name}
         while True:
             try:
-                return deployment, await self.dispatcher.dispatch(deployment, kind, body, raw, stream)
+                return deployment, await self.dispatcher.dispatch(deployment, kind, body, raw, stream, caller)
             except FoundryError as exc:
                 self.metrics.error(deployment.name, "", kind, exc.code or exc.type)
                 fallback = self._fallback(deployment, kind, exc, tried)

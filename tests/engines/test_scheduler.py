@@ -6,13 +6,12 @@ import asyncio
 
 import pytest
 
-from openfoundry.engines.scheduler import Scheduler, caller
+from openfoundry.engines.scheduler import Scheduler
 from openfoundry.errors import RateLimited
 
 
 async def _take(scheduler: Scheduler, who: str, order: list[str]) -> None:
-    caller.set(who)
-    granted = await scheduler.acquire()
+    granted = await scheduler.acquire(who)
     order.append(who)
     await asyncio.sleep(0)
     scheduler.release(granted)
@@ -23,7 +22,8 @@ async def test_freed_slots_go_to_callers_in_turn() -> None:
     held = await scheduler.acquire()
     order: list[str] = []
     tasks = [asyncio.create_task(_take(scheduler, who, order)) for who in ("a", "a", "a", "b", "c")]
-    await asyncio.sleep(0.01)
+    while scheduler.queued < 5:  # let every task reach the queue (yields only, no waiting)
+        await asyncio.sleep(0)
     assert scheduler.queued == 5
     scheduler.release(held)
     await asyncio.gather(*tasks)

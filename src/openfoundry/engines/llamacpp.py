@@ -137,10 +137,10 @@ class LlamaCppEngine:
 
     # -- calls ------------------------------------------------------------------------------------
 
-    async def _exchange(self, op: str, params: dict[str, Any]) -> AsyncGenerator[tuple[Any, ...], None]:
+    async def _exchange(self, op: str, params: dict[str, Any], caller: str) -> AsyncGenerator[tuple[Any, ...], None]:
         """The worker's messages for one call, holding a scheduler slot throughout; fails over while
         nothing has come back yet."""
-        granted = await self.scheduler.acquire()
+        granted = await self.scheduler.acquire(caller)
         try:
             for attempt in itertools.count():
                 replica = await self._replica()
@@ -203,7 +203,7 @@ class LlamaCppEngine:
         shaper = Shaper(call.kind, model)
         params = generation_params(call.kind, call.body)
         usage, pieces, finish, first = Usage(), [], "stop", None
-        async with contextlib.aclosing(self._exchange("generate", params)) as messages:
+        async with contextlib.aclosing(self._exchange("generate", params, call.caller)) as messages:
             async for message in messages:
                 self._raise(message, _param(call))
                 if message[1] == "start":
@@ -218,7 +218,7 @@ class LlamaCppEngine:
 
     async def _embed(self, call: Call, model: str) -> Reply:
         texts = embedding_inputs(call.body)
-        async with contextlib.aclosing(self._exchange("embed", {"input": texts})) as messages:
+        async with contextlib.aclosing(self._exchange("embed", {"input": texts}, call.caller)) as messages:
             async for message in messages:
                 self._raise(message, "input")
                 if message[1] == "embeddings":
@@ -231,7 +231,7 @@ class LlamaCppEngine:
         if call.kind == "embeddings":
             raise InvalidRequest("embeddings cannot be streamed", param="stream")
         params = generation_params(call.kind, call.body)
-        messages = self._exchange("generate", params)
+        messages = self._exchange("generate", params, call.caller)
         try:
             first = await anext(messages)  # queueing, loading and a prompt too long all fail here
             self._raise(first, _param(call))

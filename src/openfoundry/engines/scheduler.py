@@ -9,14 +9,12 @@ recent service times.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import math
 import time
 from collections import deque
 
 from openfoundry.errors import RateLimited
 
-caller: contextvars.ContextVar[str] = contextvars.ContextVar("openfoundry_engine_caller", default="")
 """Who a call is for (a project), as the gateway knows it; the queue's unit of fairness."""
 
 
@@ -51,14 +49,14 @@ class Scheduler:
             headers={"Retry-After": str(wait)},
         )
 
-    async def acquire(self) -> float:
+    async def acquire(self, caller: str = "") -> float:
         """Wait for a slot (FIFO within a caller, round robin between callers); returns when it was granted."""
         if self.free > 0 and self.queued == 0:
             self.free -= 1
             return time.monotonic()
         if self.queued >= self.max_queue:
             raise self._refuse(f"{self.queued} calls already wait for {self.slots} slot(s)")
-        key = caller.get()
+        key = caller
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         line = self._waiting.get(key)
         if line is None:

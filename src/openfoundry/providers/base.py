@@ -38,6 +38,8 @@ class Call:
     """The client's request bytes, forwarded as they are where the upstream speaks OpenAI."""
     upstream_model: str
     stream: bool = False
+    caller: str = ""
+    """Who asks (the project), for hosts that share their capacity fairly between callers (engines)."""
 
     @property
     def include_usage(self) -> bool:

@@ -62,7 +62,7 @@ class Dispatcher:
         self._closing: set[asyncio.Future[None]] = set()
 
     async def dispatch(
-        self, deployment: Deployment, kind: Kind, body: dict[str, Any], raw: bytes, stream: bool
+        self, deployment: Deployment, kind: Kind, body: dict[str, Any], raw: bytes, stream: bool, caller: str = ""
     ) -> Served:
         policy = deployment.settings.retry
         deadline = time.monotonic() + policy.deadline
@@ -80,7 +80,7 @@ class Dispatcher:
             if wait:
                 await self._sleep(wait)
             tried[id(state)] = tried.get(id(state), 0) + 1
-            call = Call(kind, body, raw, state.backend.upstream_model, stream)
+            call = Call(kind, body, raw, state.backend.upstream_model, stream, caller)
             try:
                 if attempt == 0 and hedge is not None:
                     return await self._hedged(plan, state, call, hedge)
@@ -140,7 +140,7 @@ class Dispatcher:
         second = next((s for s in plan if s is not first and s.breaker.allow()), None)
         if done or second is None:
             return await leader
-        second_call = Call(call.kind, call.body, call.raw, second.backend.upstream_model, call.stream)
+        second_call = Call(call.kind, call.body, call.raw, second.backend.upstream_model, call.stream, call.caller)
         follower = asyncio.ensure_future(self._attempt(second, second_call))
         racing = {leader, follower}
         try:
