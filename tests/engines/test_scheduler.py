@@ -22,8 +22,7 @@ async def test_freed_slots_go_to_callers_in_turn() -> None:
     held = await scheduler.acquire()
     order: list[str] = []
     tasks = [asyncio.create_task(_take(scheduler, who, order)) for who in ("a", "a", "a", "b", "c")]
-    while scheduler.queued < 5:  # let every task reach the queue (yields only, no waiting)
-        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: every task runs until it waits in the queue
     assert scheduler.queued == 5
     scheduler.release(held)
     await asyncio.gather(*tasks)
