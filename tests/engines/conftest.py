@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from openfoundry.engines.models import bundled_model
-from tests.harness import ADMIN_KEY, Server
+from tests.harness import ADMIN_KEY, Server, free_port
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "models"
 
@@ -47,7 +47,7 @@ def engine_server(models_dir: Path) -> Iterator[Server]:
     """`local`: a roomy engine; `tiny`: one slot and one queue place; `pair`: two replicas."""
     engine = {"models_dir": str(models_dir), "n_ctx": 512}
     config = {
-        "server": {"admin_key": ADMIN_KEY},
+        "server": {"admin_key": ADMIN_KEY, "grpc_port": free_port()},
         "providers": {
             "local": {"type": "llamacpp", "engine": engine},
             "tiny": {"type": "llamacpp", "engine": {**engine, "max_queue": 1, "queue_timeout": 5}},
