@@ -102,6 +102,8 @@ class Service:
     logfile: Path | None = None
     rss_idle_kb: int = 0
     rss_after_kb: int = 0
+    model: str = MODEL
+    """The `model` its requests name (bench/tenancy.py drives two deployments of one gateway)."""
 
     def wait_ready(self, health: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -177,23 +179,27 @@ def start_upstream(bench: Bench, impl: str) -> Service:
     return bench.start("upstream", command, base + "/v1/chat/completions", base + "/health", cpu=1)
 
 
-def start_openfoundry(bench: Bench, upstream: Service) -> Service:
+def start_openfoundry(bench: Bench, upstream: Service, *, name: str = "openfoundry",
+                      storage: dict[str, Any] | None = None,
+                      deployments: dict[str, dict[str, Any]] | None = None) -> Service:  # fmt: skip
+    """`foundry serve` with deployment `bench` (plus `deployments`, e.g. with limits) at the upstream;
+    `storage` defaults to SQLite in the temp dir. The spool always goes to the temp dir."""
     port = free_port()
+    spec = {"model": "openai/gpt-4.1-mini", "backends": [{"provider": "upstream", "upstream_model": MODEL}]}
     config = {
         "server": {"host": "127.0.0.1", "port": port, "admin_key": ADMIN_KEY},
-        "storage": {"database": f"sqlite:///{bench.tmp}/foundry.db"},
+        "storage": (storage or {"database": f"sqlite:///{bench.tmp}/{name}.db"})
+        | {"spool_dir": str(bench.tmp / f"{name}-spool")},
         "providers": {"upstream": {"type": "openai-compatible", "base_url": upstream.url.rsplit("/", 2)[0]}},
-        "deployments": {
-            MODEL: {"model": "openai/gpt-4.1-mini", "backends": [{"provider": "upstream", "upstream_model": MODEL}]}
-        },
+        "deployments": {MODEL: spec} | {key: spec | extra for key, extra in (deployments or {}).items()},
     }
-    path = bench.tmp / "foundry.yaml"
+    path = bench.tmp / f"{name}.yaml"
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML
     script = Path(sys.executable).parent / "foundry"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "openfoundry"]
     base = f"http://127.0.0.1:{port}"
     return bench.start(
-        "openfoundry", [*command, "serve", "--config", str(path)], base + "/v1/chat/completions",
+        name, [*command, "serve", "--config", str(path)], base + "/v1/chat/completions",
         base + "/healthz", key=ADMIN_KEY, cpu=0,
     )  # fmt: skip
 
@@ -278,7 +284,7 @@ SCENARIOS = [Scenario("non-streaming", False, 1), Scenario("non-streaming", Fals
 
 def load(service: Service, scenario: Scenario, duration: float, warmup: float, pin: bool) -> dict[str, Any]:
     command = [sys.executable, str(BENCH / "load.py"), "--url", service.url, "-c", str(scenario.concurrency)]
-    command += ["--duration", str(duration), "--warmup", str(warmup), "--model", MODEL]
+    command += ["--duration", str(duration), "--warmup", str(warmup), "--model", service.model]
     if scenario.stream:
         command.append("--stream")
     if service.key:

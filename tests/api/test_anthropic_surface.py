@@ -58,7 +58,7 @@ def test_stream_translates_openai_chunks_to_anthropic_events(case: dict[str, Any
     events = sse.Decoder().feed(b"".join(out))
     assert all(event.event == orjson.loads(event.data)["type"] for event in events)
     assert [orjson.loads(event.data) for event in events] == case["anthropic"]
-    assert stream.finished
+    assert stream.done
 
 
 @pytest.mark.parametrize(

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from openfoundry.api.http import add_raw_route, parse_object, read_body, until_disconnect
+from openfoundry.api.http import add_raw_route, answer, parse_object, read_body, until_disconnect
 from openfoundry.errors import FoundryError, InvalidRequest
 from openfoundry.gateway import Gateway
 from openfoundry.tenancy.auth import Principal
 from openfoundry.wire import sse
 from openfoundry.wire.anthropic import EventStream, anthropic_message, error_body, error_type, openai_request
 from openfoundry.wire.requests import check_chat
-
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 # count_tokens cannot run a tokenizer (none can be downloaded here), so it estimates from the canonical
 # request: about four characters a token for all text (system and messages, tool calls and results,
@@ -59,13 +56,7 @@ def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
         if not isinstance(body.get("messages"), list):
             raise InvalidRequest("messages: must be an array of messages", param="messages")
         outcome = await until_disconnect(request, gateway.call(principal, "messages", body, raw, time.perf_counter()))
-        headers = outcome.headers | {
-            "x-foundry-deployment": outcome.deployment.name,
-            "x-foundry-backend": outcome.backend.provider,
-        }
-        if outcome.chunks is not None:
-            return StreamingResponse(outcome.chunks, media_type="text/event-stream", headers=headers | _SSE_HEADERS)
-        return Response(outcome.body, media_type="application/json", headers=headers)
+        return answer(outcome)
 
     async def anthropic_messages(request: Request) -> Response:
         started = time.perf_counter()
@@ -79,17 +70,12 @@ def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
             outcome = await until_disconnect(request, work)
         except FoundryError as exc:
             return anthropic_error(exc)
-        headers = outcome.headers | {
-            "x-foundry-deployment": outcome.deployment.name,
-            "x-foundry-backend": outcome.backend.provider,
-        }
         stops = canonical.get("stop") or []
         if outcome.chunks is not None:
-            events = _events(outcome.chunks, EventStream(stop_sequences=stops))
-            return StreamingResponse(events, media_type="text/event-stream", headers=headers | _SSE_HEADERS)
+            return answer(outcome, chunks=sse.translate(outcome.chunks, EventStream(stop_sequences=stops)))
         assert outcome.body is not None
         message = anthropic_message(orjson.loads(outcome.body), stop_sequences=stops)
-        return Response(orjson.dumps(message), media_type="application/json", headers=headers)
+        return answer(outcome, body=orjson.dumps(message))
 
     async def anthropic_count_tokens(request: Request) -> Response:
         try:
@@ -105,23 +91,6 @@ def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
     add_raw_route(app, "/v1/messages", anthropic_messages, "POST", tag="anthropic", body=body)
     body = _body_schema(["model", "messages"])
     add_raw_route(app, "/v1/messages/count_tokens", anthropic_count_tokens, "POST", tag="anthropic", body=body)
-
-
-async def _events(chunks: AsyncGenerator[bytes, None], stream: EventStream) -> AsyncIterator[bytes]:
-    """The gateway's OpenAI SSE bytes as Anthropic events; closing this closes the upstream."""
-    decoder = sse.Decoder()
-    try:
-        async for chunk in chunks:
-            out = [data for event in decoder.feed(chunk) for data in stream.feed_data(event.data)]
-            if out:
-                yield b"".join(out)
-            if stream.finished:
-                return
-        out = [data for event in decoder.flush() for data in stream.feed_data(event.data)] + stream.end()
-        if out:
-            yield b"".join(out)
-    finally:
-        await chunks.aclose()
 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:

@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from openfoundry.api.http import add_raw_route, openai_error, parse_object, read_body, until_disconnect
+from openfoundry.api.http import add_raw_route, answer, openai_error, parse_object, read_body, until_disconnect
 from openfoundry.errors import FoundryError, InvalidRequest
-from openfoundry.gateway import Gateway, Outcome
+from openfoundry.gateway import Gateway
 from openfoundry.providers.base import Kind
 from openfoundry.wire.requests import CHECKS
 
@@ -54,7 +54,6 @@ MODEL_TYPES = {"chat": "chat_completion", "embeddings": "embeddings", "image": "
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 """Azure's header naming the deployment, used when the body (or /info's query) names no model."""
 
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _VERSION = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(-preview)?$")
 
 Prepare = Callable[[Request, Kind, dict[str, Any]], bool]
@@ -159,16 +158,6 @@ def _as_sent(request: Request, kind: Kind, body: dict[str, Any]) -> bool:
     return False
 
 
-def _answer(outcome: Outcome) -> Response:
-    headers = outcome.headers | {
-        "x-foundry-deployment": outcome.deployment.name,
-        "x-foundry-backend": outcome.backend.provider,
-    }
-    if outcome.chunks is not None:
-        return StreamingResponse(outcome.chunks, media_type="text/event-stream", headers=headers | _SSE_HEADERS)
-    return Response(outcome.body, media_type="application/json", headers=headers)
-
-
 def _body_schema(required: list[str]) -> dict[str, Any]:
     return {"type": "object", "required": required, "additionalProperties": True}
 
@@ -201,7 +190,7 @@ def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
                 outcome = await until_disconnect(request, gateway.call(principal, kind, body, raw, started))
             except FoundryError as exc:
                 return render(exc)
-            return _answer(outcome)
+            return answer(outcome)
 
         serve.__name__ = "azure" + re.sub(r"\W+", "_", path.replace("{deployment}", "by_deployment"))
         return serve

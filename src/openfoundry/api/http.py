@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from openfoundry.errors import FoundryError, InvalidRequest, PayloadTooLarge, error_type_for_status
+from openfoundry.gateway import Outcome
 
 log = logging.getLogger("openfoundry")
 _PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
@@ -50,6 +51,26 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     return body
+
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def served_headers(outcome: Outcome) -> dict[str, str]:
+    """Rate-limit headers and who served the call."""
+    return outcome.headers | {
+        "x-foundry-deployment": outcome.deployment.name,
+        "x-foundry-backend": outcome.backend.provider,
+    }
+
+
+def answer(outcome: Outcome, chunks: AsyncIterator[bytes] | None = None, body: bytes | None = None) -> Response:
+    """The HTTP answer for a served call: its JSON, or its stream (or the surface's versions of them)."""
+    headers = served_headers(outcome)
+    stream = chunks if chunks is not None else outcome.chunks
+    if stream is not None:
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers | SSE_HEADERS)
+    return Response(body if body is not None else outcome.body, media_type="application/json", headers=headers)
 
 
 def openai_error(exc: FoundryError) -> Response:

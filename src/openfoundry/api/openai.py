@@ -8,15 +8,13 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from openfoundry.api.http import add_raw_route, openai_error, parse_object, read_body, until_disconnect
+from openfoundry.api.http import add_raw_route, answer, openai_error, parse_object, read_body, until_disconnect
 from openfoundry.errors import FoundryError
 from openfoundry.gateway import Gateway
 from openfoundry.providers.base import Kind
 from openfoundry.wire.requests import CHECKS
-
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _body_schema(required: list[str]) -> dict[str, Any]:
@@ -34,13 +32,7 @@ def add_routes(app: FastAPI, gateway: Gateway, max_body_bytes: int) -> None:
             outcome = await until_disconnect(request, gateway.call(principal, kind, body, raw, started))
         except FoundryError as exc:
             return openai_error(exc)
-        headers = outcome.headers | {
-            "x-foundry-deployment": outcome.deployment.name,
-            "x-foundry-backend": outcome.backend.provider,
-        }
-        if outcome.chunks is not None:
-            return StreamingResponse(outcome.chunks, media_type="text/event-stream", headers=headers | _SSE_HEADERS)
-        return Response(outcome.body, media_type="application/json", headers=headers)
+        return answer(outcome)
 
     async def chat_completions(request: Request) -> Response:
         return await serve(request, "chat")

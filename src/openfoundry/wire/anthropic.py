@@ -322,12 +322,12 @@ class EventStream:
     Anthropic's sequence: message_start; per content block (thinking, text, each tool_use) a
     content_block_start, its deltas and a content_block_stop; message_delta with the stop reason and
     usage; message_stop. OpenAI reports usage last, so message_start carries zeros and message_delta
-    the counts. `finished` turns true after message_stop or an error event.
+    the counts. `done` turns true after message_stop or an error event.
     """
 
     def __init__(self, *, stop_sequences: list[str]) -> None:
         self.stop_sequences = stop_sequences
-        self.finished = False
+        self.done = False
         self._started = False
         self._open: str | None = None  # the kind of the block now open: thinking, text or tool_use
         self._index = -1
@@ -337,7 +337,7 @@ class EventStream:
         self._usage = anthropic_usage(None)
 
     def feed_data(self, data: bytes) -> list[bytes]:
-        if self.finished:
+        if self.done:
             return []
         if data == b"[DONE]":
             return self._finish()
@@ -374,10 +374,10 @@ class EventStream:
 
     def end(self) -> list[bytes]:
         """What to send when the stream closed: an error unless [DONE] or an error came first."""
-        return [] if self.finished else self.fail("api_error", "the upstream ended the stream before it was complete")
+        return [] if self.done else self.fail("api_error", "the upstream ended the stream before it was complete")
 
     def fail(self, kind: str, message: str) -> list[bytes]:
-        self.finished = True
+        self.done = True
         return [_event(error_body(kind, message))]
 
     def _start(self, chunk: dict[str, Any]) -> list[bytes]:
@@ -428,7 +428,7 @@ class EventStream:
         delta = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
         out.append(_event({"type": "message_delta", "delta": delta, "usage": self._usage}))
         out.append(_event({"type": "message_stop"}))
-        self.finished = True
+        self.done = True
         return out
 
 
