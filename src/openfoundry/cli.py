@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -116,7 +116,21 @@ def catalog_show(model_id: str) -> None:
     if card is None:
         fail(f"{model_id!r} is not in the catalog (try `foundry catalog list`)")
         return
-    console.print(yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False), highlight=False)
+    console.print(
+        yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False), highlight=False, markup=False, soft_wrap=True
+    )
+    supervised: tuple[Literal["vllm", "sglang"], ...] = ("vllm", "sglang")
+    engines = [engine for engine in supervised if engine in card.recipes]
+    if engines:
+        # The recipes as config, to copy: nothing is started from the card itself.
+        providers = {engine: {"type": engine, "launch": card.launch_block(engine)} for engine in engines}
+        console.print(
+            "# a recipe as a provider (point launch.model at your local copy of the weights):\n"
+            + yaml.safe_dump({"providers": providers}, sort_keys=False, default_flow_style=None, width=120),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _price(value: float | None) -> str:

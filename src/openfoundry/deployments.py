@@ -119,6 +119,8 @@ def zero_config_deployments(catalog: Catalog, providers: Mapping[str, ProviderSe
             upstream = card.hosts.get(provider.type)
             if provider.type == "llamacpp" and card.id != served_card(provider):
                 continue  # an engine serves one model file, not every card it could host
+            if provider.launch is not None and upstream != (provider.launch.served_model_name or provider.launch.model):
+                continue  # a supervised server serves one model, under its served name
             if upstream is not None and card.short_name not in found:
                 settings = DeploymentSettings(model=card.id, backends=[BackendSettings(provider=name)])
                 found[card.short_name] = Deployment(card.short_name, card, (Backend(name, upstream),), settings, "auto")
