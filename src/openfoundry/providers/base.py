@@ -19,6 +19,16 @@ class Usage:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
 
+    def to_openai(self) -> dict[str, Any]:
+        """The usage object of an OpenAI chat completion."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
+
     def update(self, other: Usage) -> None:
         """Take another report's counts (upstreams report cumulative usage)."""
         self.prompt_tokens = other.prompt_tokens

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from openfoundry.errors import InvalidRequest
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -80,6 +82,21 @@ def check_embedding(body: dict[str, Any]) -> None:
     if not isinstance(value, str | list) or value == []:
         raise _mistyped("input", "a string or a non-empty array")
     _check_common(body)
+
+
+def tool_arguments(arguments: Any, param: str) -> dict[str, Any]:
+    """A tool call's arguments (a JSON string in OpenAI's format) as an object; 400 naming `param` if not one."""
+    if isinstance(arguments, dict):
+        return arguments
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        return {}
+    try:
+        value = orjson.loads(arguments) if isinstance(arguments, str) else None
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{param}: must be a JSON object", param=param, code="invalid_value")
+    return value
 
 
 CHECKS = {"chat": check_chat, "completions": check_completion, "embeddings": check_embedding}

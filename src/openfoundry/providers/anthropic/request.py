@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from openfoundry.errors import InvalidRequest
+from openfoundry.wire.requests import tool_arguments
 
 DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires max_tokens; this is the cap when the client gives none."""
@@ -113,24 +112,9 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any
     blocks = _blocks(message.get("content"), where, images=False)
     for number, call in enumerate(message.get("tool_calls") or []):
         function = call.get("function") or {}
-        value = _arguments(function.get("arguments"), f"{where}.tool_calls[{number}].function.arguments")
+        value = tool_arguments(function.get("arguments"), f"{where}.tool_calls[{number}].function.arguments")
         blocks.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"), "input": value})
     return blocks
-
-
-def _arguments(arguments: Any, param: str) -> dict[str, Any]:
-    """A tool call's arguments (a JSON string in OpenAI's format) as the object Anthropic wants."""
-    if isinstance(arguments, dict):
-        return arguments
-    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
-        return {}
-    try:
-        value = orjson.loads(arguments) if isinstance(arguments, str) else None
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{param}: must be a JSON object", param=param, code="invalid_value")
-    return value
 
 
 def _tool_result(message: dict[str, Any], where: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from openfoundry.errors import InvalidRequest
+from openfoundry.wire.requests import tool_arguments
 
 THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 IMAGE_TYPES = {
@@ -149,7 +150,9 @@ def _model_parts(message: dict[str, Any], where: str, names: dict[str, str]) -> 
         name = function.get("name")
         if not isinstance(name, str):
             raise InvalidRequest(f"{place}.name: required", param=f"{place}.name")
-        part: dict[str, Any] = {"functionCall": {"name": name, "args": _arguments(function.get("arguments"), place)}}
+        part: dict[str, Any] = {
+            "functionCall": {"name": name, "args": tool_arguments(function.get("arguments"), f"{place}.arguments")}
+        }
         # Gemini 3 rejects a function call in the history without the signature it came with; we hand
         # it to clients where Google's own OpenAI-compatible endpoint does, and take it back from there.
         signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
@@ -159,22 +162,6 @@ def _model_parts(message: dict[str, Any], where: str, names: dict[str, str]) -> 
             names[call["id"]] = name
         parts.append(part)
     return parts
-
-
-def _arguments(arguments: Any, place: str) -> dict[str, Any]:
-    """A tool call's arguments (a JSON string in OpenAI's format) as the object Gemini wants."""
-    param = f"{place}.arguments"
-    if isinstance(arguments, dict):
-        return arguments
-    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
-        return {}
-    try:
-        value = orjson.loads(arguments) if isinstance(arguments, str) else None
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{param}: must be a JSON object", param=param, code="invalid_value")
-    return value
 
 
 def _function_response(message: dict[str, Any], where: str, names: dict[str, str]) -> dict[str, Any]:

@@ -101,13 +101,7 @@ def usage_from(raw: Any) -> Usage:
 
 
 def openai_usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }
+    return usage.to_openai()
 
 
 def translate_error(provider: str, status: int, data: bytes, headers: Mapping[str, str]) -> FoundryError:
