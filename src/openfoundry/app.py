@@ -77,7 +77,11 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     keys = KeyRing(tenancy)
     auth = Authenticator(settings.server.admin_key.get_secret_value() if settings.server.admin_key else None, keys)
     router = Router()
-    limit_store: LimitStore = RedisStore(settings.storage.redis) if settings.storage.redis else MemoryStore()
+    limit_store: LimitStore = (
+        RedisStore(settings.storage.redis, on_failure=metrics.limit_store_failures.inc)
+        if settings.storage.redis
+        else MemoryStore()
+    )
     usage_store = UsageStore(db)
     limiter = Limiter(
         limit_store,
@@ -115,8 +119,7 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
                 await xai_grpc.stop()
             watcher.cancel()
             deployments_watcher.cancel()
-            if isinstance(limit_store, RedisStore):
-                await limit_store.close()
+            await limit_store.close()
             await meter.close()
             for provider in providers.values():
                 await provider.close()

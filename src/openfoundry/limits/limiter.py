@@ -8,10 +8,11 @@ from the prompt size plus max_tokens, as Azure does, and reconciled with the rea
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,19 @@ from typing import Any
 from openfoundry.config import LimitSettings
 from openfoundry.deployments import Deployment
 from openfoundry.errors import RateLimited, Unavailable
-from openfoundry.limits.store import Level, LimitStore, Take
+from openfoundry.limits.store import (
+    ADMITTED,
+    OVER_BUDGET,
+    TOO_MANY_IN_FLIGHT,
+    UNSEEDED,
+    Admission,
+    LimitStore,
+    Settlement,
+    Take,
+    Verdict,
+)
 from openfoundry.tenancy.auth import Principal
-from openfoundry.tenancy.keys import KeyRing, Policy
+from openfoundry.tenancy.keys import KeyRecord, KeyRing, Policy
 
 log = logging.getLogger("openfoundry")
 
@@ -32,15 +43,76 @@ LoadSpend = Callable[[str, str, dt.datetime], Awaitable[float]]
 """(scope "project"|"key", name, period start) -> USD already spent in the database."""
 
 
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    key: str
+    capacity: int
+    tokens: bool
+    """A tokens-per-minute bucket (else requests per minute)."""
+    scope: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    scope: str
+    name: str
+    limit: float
+    period: str
+
+
+@dataclass(slots=True)
+class Plan:
+    """Every limit on one (key, project, deployment), worked out once and kept until one of them changes."""
+
+    origin: tuple[Any, ...]
+    """The key record, project policy and deployment it was made from (compared by identity)."""
+    buckets: tuple[Bucket, ...]
+    """Requests buckets first, then tokens buckets, in the order of the admission's takes."""
+    flights: tuple[tuple[str, int], ...]
+    budgets: tuple[Budget, ...]
+    request_takes: tuple[Take, ...] = ()
+    flight_keys: tuple[str, ...] = ()
+    day: int = -1
+    spends: tuple[tuple[str, float], ...] = ()
+    """(spend key, seconds to keep it) per budget, for `day`."""
+    budget_limits: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        self.request_takes = tuple(Take(b.key, b.capacity, 1) for b in self.buckets if not b.tokens)
+        self.flight_keys = tuple(key for key, _ in self.flights)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.buckets or self.flights or self.budgets)
+
+    def takes(self, estimate: int) -> tuple[Take, ...]:
+        tokens = tuple(Take(b.key, b.capacity, estimate) for b in self.buckets[len(self.request_takes) :])
+        return self.request_takes + tokens
+
+    def spend_keys(self, now: float) -> tuple[tuple[str, float], ...]:
+        """The budgets' spend keys for the current period (worked out once a day)."""
+        day = int(now // 86400)
+        if day != self.day:
+            spends = []
+            for budget in self.budgets:
+                start, _, ttl = _period_of_day(budget.period, day)
+                spends.append((f"spend:{budget.scope}:{budget.name}:{start.date().isoformat()}", ttl))
+            self.spends = tuple(spends)
+            self.budget_limits = tuple((key, b.limit) for (key, _), b in zip(spends, self.budgets, strict=True))
+            self.day = day
+        return self.spends
+
+
 @dataclass(slots=True)
 class Ticket:
     """What an admitted call holds until it is settled."""
 
     id: str
     estimate: int
-    token_takes: list[Take] = field(default_factory=list)
-    flights: list[str] = field(default_factory=list)
-    budgets: list[tuple[str, float]] = field(default_factory=list)
+    plan: Plan | None = None
+    """None when no limit applies (or the limit store was unreachable and the policy let the call in)."""
+    spends: tuple[tuple[str, float], ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -64,6 +136,14 @@ def period_end(period: str, start: dt.datetime) -> dt.datetime:
     return (start + dt.timedelta(days=32)).replace(day=1)
 
 
+@functools.lru_cache(maxsize=64)
+def _period_of_day(period: str, day: int) -> tuple[dt.datetime, float, float]:
+    """(start, end as epoch seconds, seconds to keep its spend) of the budget period holding a UTC day."""
+    start = period_start(period, day * 86400.0)
+    end = period_end(period, start)
+    return start, end.timestamp(), (end - start).total_seconds() + 86400
+
+
 class Limiter:
     def __init__(
         self,
@@ -78,136 +158,147 @@ class Limiter:
         self.load_spend = load_spend
         self.fail_open = fail_open
         self.on_store_failure = on_store_failure
+        self._plans: dict[tuple[str | None, str | None, str], Plan] = {}
 
-    def _scopes(self, principal: Principal, deployment: Deployment) -> list[tuple[str, str, Policy]]:
-        scopes = []
-        if principal.key_id is not None:
-            record = self.keys.key(principal.key_id)
-            if record is not None:
-                scopes.append(("key", record.id, record.policy))
-        if principal.project is not None:
-            project = self.keys.project(principal.project)
-            if project is not None:
-                scopes.append(("project", principal.project, project))
-        limits: LimitSettings | None = deployment.settings.limits
-        if limits is not None:
-            scopes.append(("deployment", deployment.name, Policy(limits.rpm, limits.tpm, limits.concurrency)))
-        return scopes
+    def plan(self, principal: Principal, deployment: Deployment) -> Plan | None:
+        """The limits on a call, or None when there are none."""
+        record = self.keys.key(principal.key_id) if principal.key_id is not None else None
+        project = self.keys.project(principal.project) if principal.project is not None else None
+        cache_key = (principal.key_id, principal.project, deployment.name)
+        plan = self._plans.get(cache_key)
+        if plan is None or plan.origin[0] is not record or plan.origin[1] is not project or (
+            plan.origin[2] is not deployment
+        ):
+            if len(self._plans) > 10_000:
+                self._plans.clear()
+            plan = self._plans[cache_key] = _make_plan(record, principal.project, project, deployment)
+        return None if plan.empty else plan
 
     async def admit(self, principal: Principal, deployment: Deployment, estimate: int) -> Ticket:
-        ticket = Ticket(uuid.uuid4().hex, estimate)
-        scopes = self._scopes(principal, deployment)
-        if not scopes:
+        ticket = Ticket(os.urandom(16).hex(), estimate)
+        plan = self.plan(principal, deployment)
+        if plan is None:
             return ticket
         now = time.time()
+        takes = plan.takes(estimate)
+        spends = plan.spend_keys(now)
+        admission = Admission(ticket.id, plan.budget_limits, plan.flights, takes)
         try:
-            await self._check_budgets(ticket, scopes, now)
-            await self._enter(ticket, scopes, now)
-            await self._take(ticket, scopes, now)
-        except RateLimited:
-            await self.settle(ticket, None, 0.0)
-            raise
+            verdict = await self.store.admit(admission, now)
+            while verdict.outcome == UNSEEDED:
+                budget = plan.budgets[verdict.which]
+                start = _period_of_day(budget.period, int(now // 86400))[0]
+                key, ttl = spends[verdict.which]
+                await self.store.seed(key, await self.load_spend(budget.scope, budget.name, start), ttl)
+                verdict = await self.store.admit(admission, now)
         except Exception as exc:  # the shared store is unreachable: apply the configured policy
             self.on_store_failure()
             log.warning("limit store unavailable (%s): %s", exc.__class__.__name__, exc)
             if not self.fail_open:
                 raise Unavailable("rate limits cannot be checked right now; try again shortly") from exc
-            return Ticket(ticket.id, estimate)
+            return ticket
+        if verdict.levels:
+            ticket.headers = _headers(plan.buckets, verdict.levels)
+        if verdict.outcome != ADMITTED:
+            raise _refusal(plan, takes, verdict, now, ticket.headers)
+        ticket.plan, ticket.spends = plan, spends
         return ticket
-
-    async def _check_budgets(self, ticket: Ticket, scopes: list[tuple[str, str, Policy]], now: float) -> None:
-        for scope, name, policy in scopes:
-            if policy.budget_usd is None or scope == "deployment":
-                continue
-            start = period_start(policy.budget_period, now)
-            key = f"spend:{scope}:{name}:{start.date().isoformat()}"
-            spent = await self.store.spent(key)
-            ttl = (period_end(policy.budget_period, start) - start).total_seconds() + 86400
-            if spent is None:
-                spent = await self.load_spend(scope, name, start)
-                await self.store.spend(key, 0.0, spent, ttl)
-            if spent >= policy.budget_usd:
-                wait = math.ceil(period_end(policy.budget_period, start).timestamp() - now)
-                raise RateLimited(
-                    f"the {scope} {name!r} has spent its {_period(policy.budget_period)} budget of "
-                    f"${policy.budget_usd:.2f} (spent ${spent:.2f})",
-                    code="budget_exceeded",
-                    headers={"Retry-After": str(wait)},
-                )
-            ticket.budgets.append((key, ttl))
-
-    async def _enter(self, ticket: Ticket, scopes: list[tuple[str, str, Policy]], now: float) -> None:
-        for scope, name, policy in scopes:
-            if policy.concurrency is None:
-                continue
-            key = f"flight:{scope}:{name}"
-            if not await self.store.enter(key, policy.concurrency, ticket.id, now):
-                raise RateLimited(
-                    f"the {scope} {name!r} has {policy.concurrency} requests in flight, its limit",
-                    code="concurrency_limit_exceeded",
-                    headers={"Retry-After": "1"},
-                )
-            ticket.flights.append(key)
-
-    async def _take(self, ticket: Ticket, scopes: list[tuple[str, str, Policy]], now: float) -> None:
-        takes: list[tuple[str, str, str, Take]] = []
-        for scope, name, policy in scopes:
-            if policy.rpm is not None:
-                takes.append((scope, name, "requests", Take(f"rpm:{scope}:{name}", policy.rpm, 1)))
-            if policy.tpm is not None:
-                takes.append((scope, name, "tokens", Take(f"tpm:{scope}:{name}", policy.tpm, ticket.estimate)))
-        if not takes:
-            return
-        allowed, levels = await self.store.take([t for *_, t in takes], now)
-        ticket.headers = _headers(takes, levels)
-        if not allowed:
-            raise self._refusal(takes, levels, ticket.headers)
-        ticket.token_takes = [t for _, _, unit, t in takes if unit == "tokens"]
-
-    @staticmethod
-    def _refusal(takes: list[tuple[str, str, str, Take]], levels: list[Level], headers: dict[str, str]) -> RateLimited:
-        short = [(level.seconds_until(t.cost), s, n, u, t) for (s, n, u, t), level in zip(takes, levels, strict=True)]
-        wait, scope, name, unit, take = max(short, key=lambda item: item[0])
-        if take.cost > take.capacity:
-            message = (
-                f"this request needs about {take.cost:.0f} tokens, more than the {scope} {name!r} "
-                f"allows per minute ({take.capacity:.0f})"
-            )
-        else:
-            message = f"rate limit of the {scope} {name!r} reached: {take.capacity:.0f} {unit} per minute"
-        retry = str(max(1, math.ceil(min(wait, 60.0))))
-        return RateLimited(f"{message}; retry after {retry} s", headers=headers | {"Retry-After": retry})
 
     async def settle(self, ticket: Ticket, used_tokens: int | None, cost: float) -> None:
         """Reconcile the token estimate, leave the concurrency slots and add the cost to the budgets."""
+        plan = ticket.plan
+        if plan is None:
+            return
+        adjustments: tuple[Take, ...] = ()
+        if used_tokens is not None and used_tokens != ticket.estimate:
+            back = ticket.estimate - used_tokens
+            adjustments = tuple(Take(b.key, b.capacity, back) for b in plan.buckets[len(plan.request_takes) :])
+        settlement = Settlement(ticket.id, adjustments, plan.flight_keys, ticket.spends, cost)
         try:
-            now = time.time()
-            if used_tokens is not None:
-                for take in ticket.token_takes:
-                    await self.store.adjust(take.key, take.capacity, ticket.estimate - used_tokens, now)
-            for key in ticket.flights:
-                await self.store.leave(key, ticket.id)
-            if cost:
-                for key, ttl in ticket.budgets:
-                    await self.store.spend(key, cost, 0.0, ttl)
+            await self.store.settle(settlement, time.time())
         except Exception as exc:
             self.on_store_failure()
             log.warning("limit store unavailable while settling (%s): %s", exc.__class__.__name__, exc)
+
+
+def _make_plan(
+    record: KeyRecord | None, project_name: str | None, project: Policy | None, deployment: Deployment
+) -> Plan:
+    scopes: list[tuple[str, str, Policy]] = []
+    if record is not None:
+        scopes.append(("key", record.id, record.policy))
+    if project is not None and project_name is not None:
+        scopes.append(("project", project_name, project))
+    limits: LimitSettings | None = deployment.settings.limits
+    if limits is not None:
+        scopes.append(("deployment", deployment.name, Policy(limits.rpm, limits.tpm, limits.concurrency)))
+    buckets, flights, budgets = [], [], []
+    for scope, name, policy in scopes:
+        if policy.rpm is not None:
+            buckets.append(Bucket(f"rpm:{scope}:{name}", policy.rpm, False, scope, name))
+        if policy.tpm is not None:
+            buckets.append(Bucket(f"tpm:{scope}:{name}", policy.tpm, True, scope, name))
+        if policy.concurrency is not None:
+            flights.append((f"flight:{scope}:{name}", policy.concurrency))
+        if policy.budget_usd is not None and scope != "deployment":
+            budgets.append(Budget(scope, name, policy.budget_usd, policy.budget_period))
+    buckets.sort(key=lambda bucket: bucket.tokens)
+    return Plan((record, project, deployment), tuple(buckets), tuple(flights), tuple(budgets))
+
+
+def _refusal(plan: Plan, takes: tuple[Take, ...], verdict: Verdict, now: float, headers: dict[str, str]) -> RateLimited:
+    if verdict.outcome == OVER_BUDGET:
+        budget = plan.budgets[verdict.which]
+        until_next_period = math.ceil(_period_of_day(budget.period, int(now // 86400))[1] - now)
+        return RateLimited(
+            f"the {budget.scope} {budget.name!r} has spent its {_period(budget.period)} budget of "
+            f"${budget.limit:.2f} (spent ${verdict.spent:.2f})",
+            code="budget_exceeded",
+            headers={"Retry-After": str(until_next_period)},
+        )
+    if verdict.outcome == TOO_MANY_IN_FLIGHT:
+        key, slots = plan.flights[verdict.which]
+        _, scope, name = key.split(":", 2)
+        return RateLimited(
+            f"the {scope} {name!r} has {slots} requests in flight, its limit",
+            code="concurrency_limit_exceeded",
+            headers={"Retry-After": "1"},
+        )
+    levels = zip(plan.buckets, takes, verdict.levels, strict=True)
+    short = [(_seconds_until(level, t.cost, t.capacity), b, t) for b, t, level in levels]
+    wait, bucket, take = max(short, key=lambda item: item[0])
+    unit = "tokens" if bucket.tokens else "requests"
+    if take.cost > take.capacity:
+        message = (
+            f"this request needs about {take.cost:.0f} tokens, more than the {bucket.scope} {bucket.name!r} "
+            f"allows per minute ({take.capacity:.0f})"
+        )
+    else:
+        message = f"rate limit of the {bucket.scope} {bucket.name!r} reached: {take.capacity:.0f} {unit} per minute"
+    retry = str(max(1, math.ceil(min(wait, 60.0))))
+    return RateLimited(f"{message}; retry after {retry} s", headers=headers | {"Retry-After": retry})
 
 
 def _period(period: str) -> str:
     return "daily" if period == "day" else "monthly"
 
 
-def _headers(takes: list[tuple[str, str, str, Take]], levels: list[Level]) -> dict[str, str]:
+def _seconds_until(level: float, amount: float, capacity: float) -> float:
+    """When a bucket refilling at capacity/minute holds `amount`."""
+    return max(0.0, amount - level) * 60.0 / capacity
+
+
+def _headers(buckets: tuple[Bucket, ...], levels: tuple[float, ...]) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers from the tightest requests and tokens buckets."""
     headers: dict[str, str] = {}
-    for unit in ("requests", "tokens"):
-        found = [(level, take) for (_, _, u, take), level in zip(takes, levels, strict=True) if u == unit]
-        if not found:
-            continue
-        level, take = min(found, key=lambda pair: pair[0].remaining / pair[1].capacity)
-        headers[f"x-ratelimit-limit-{unit}"] = str(int(take.capacity))
-        headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, math.floor(level.remaining)))
-        headers[f"x-ratelimit-reset-{unit}"] = f"{level.seconds_to_full():.3f}s"
+    tightest: dict[bool, tuple[float, Bucket]] = {}
+    for bucket, level in zip(buckets, levels, strict=True):
+        best = tightest.get(bucket.tokens)
+        if best is None or level / bucket.capacity < best[0] / best[1].capacity:
+            tightest[bucket.tokens] = (level, bucket)
+    for tokens, (level, bucket) in tightest.items():
+        unit = "tokens" if tokens else "requests"
+        headers[f"x-ratelimit-limit-{unit}"] = str(bucket.capacity)
+        headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, math.floor(level)))
+        headers[f"x-ratelimit-reset-{unit}"] = f"{_seconds_until(level, bucket.capacity, bucket.capacity):.3f}s"
     return headers

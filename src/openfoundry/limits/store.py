@@ -1,94 +1,116 @@
 """Where limit state lives. The memory store serves one process; limits/redis.py shares it.
 
 Rates are token buckets: a bucket holds up to `capacity` (the per-minute limit) and refills at
-capacity/60 per second; a call takes its cost from every bucket that applies, all or none.
+capacity/60 per second; a call takes its cost from every bucket that applies, all or none. A call is
+admitted in one step (budgets, concurrency slots and buckets together, atomically) and settled in one
+step, so a shared store costs one round trip at each end, not one per limit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+ADMITTED, OVER_BUDGET, TOO_MANY_IN_FLIGHT, RATE_LIMITED, UNSEEDED = range(5)
+"""Verdict outcomes; UNSEEDED means a budget's spend is not in the store yet (see `seed`)."""
+
+STALE_FLIGHT_SECONDS = 600
+"""A call still "in flight" after this long is a crashed process's leftover and no longer counts."""
 
 
-@dataclass(frozen=True, slots=True)
-class Take:
+class Take(NamedTuple):
     key: str
     capacity: float
     cost: float
 
 
-@dataclass(frozen=True, slots=True)
-class Level:
-    """A bucket's state after a take (or at the refusal): what is left and when it is full again."""
+class Admission(NamedTuple):
+    ticket: str
+    budgets: tuple[tuple[str, float], ...]
+    """(spend key, limit in USD): refused when the spend has reached the limit."""
+    flights: tuple[tuple[str, int], ...]
+    """(in-flight key, limit): refused when `limit` calls are in flight."""
+    takes: tuple[Take, ...]
 
-    remaining: float
-    capacity: float
 
-    def seconds_to_full(self) -> float:
-        return max(0.0, self.capacity - self.remaining) * 60.0 / self.capacity if self.capacity else 0.0
+class Verdict(NamedTuple):
+    outcome: int
+    which: int = 0
+    """Which budget, flight or (for UNSEEDED) budget the outcome is about."""
+    spent: float = 0.0
+    levels: tuple[float, ...] = ()
+    """What the buckets hold after the takes (or at the refusal), in the order of the admission's takes;
+    empty unless admitted or rate limited."""
 
-    def seconds_until(self, cost: float) -> float:
-        return max(0.0, cost - self.remaining) * 60.0 / self.capacity if self.capacity else 0.0
+
+class Settlement(NamedTuple):
+    ticket: str
+    adjustments: tuple[Take, ...]
+    """Tokens to give back (positive cost) or take more (negative) once the real count is known."""
+    flights: tuple[str, ...]
+    spends: tuple[tuple[str, float], ...]
+    """(spend key, seconds to keep it) to add `cost` to."""
+    cost: float
 
 
 class LimitStore(Protocol):
-    async def take(self, takes: list[Take], now: float) -> tuple[bool, list[Level]]:
-        """Take every cost, or none if any bucket is short; the levels say where each bucket stands."""
+    async def admit(self, admission: Admission, now: float) -> Verdict:
+        """Check every budget, concurrency slot and bucket; take them all if every one passes, else none."""
         ...
 
-    async def adjust(self, key: str, capacity: float, amount: float, now: float) -> None:
-        """Give back (positive) or take more (negative) once the real cost is known."""
+    async def settle(self, settlement: Settlement, now: float) -> None:
+        """Apply a settlement; a shared store may return before it is applied, but applies it before
+        anything submitted later."""
         ...
 
-    async def enter(self, key: str, limit: int, ticket: str, now: float) -> bool:
-        """Count one more call in flight under `key`, unless `limit` are already."""
+    async def seed(self, key: str, spent: float, ttl: float) -> None:
+        """Start a budget's spend at `spent` (from the database) unless the store already has it."""
         ...
 
-    async def leave(self, key: str, ticket: str) -> None: ...
-
-    async def spent(self, key: str) -> float | None:
-        """Money spent under a budget key, or None if this store has no figure for it yet."""
-        ...
-
-    async def spend(self, key: str, amount: float, initial: float, ttl: float) -> None:
-        """Add to a budget key, starting it at `initial` (from the database) if it is new."""
-        ...
+    async def close(self) -> None: ...
 
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[str, list[float]] = {}
+        """key -> [tokens, when]"""
         self._flight: dict[str, set[str]] = {}
         self._spent: dict[str, float] = {}
 
     def _level(self, key: str, capacity: float, now: float) -> float:
-        tokens, then = self._buckets.get(key, (capacity, now))
-        return min(capacity, tokens + (now - then) * capacity / 60.0)
+        state = self._buckets.get(key)
+        return capacity if state is None else min(capacity, state[0] + (now - state[1]) * capacity / 60.0)
 
-    async def take(self, takes: list[Take], now: float) -> tuple[bool, list[Level]]:
-        levels = [self._level(t.key, t.capacity, now) for t in takes]
-        allowed = all(level >= t.cost for level, t in zip(levels, takes, strict=True))
-        if allowed:
-            levels = [level - t.cost for level, t in zip(levels, takes, strict=True)]
-            for level, t in zip(levels, takes, strict=True):
-                self._buckets[t.key] = (level, now)
-        return allowed, [Level(level, t.capacity) for level, t in zip(levels, takes, strict=True)]
+    async def admit(self, admission: Admission, now: float) -> Verdict:
+        for index, (key, limit) in enumerate(admission.budgets):
+            spent = self._spent.get(key)
+            if spent is None:
+                return Verdict(UNSEEDED, index)
+            if spent >= limit:
+                return Verdict(OVER_BUDGET, index, spent)
+        for index, (key, slots) in enumerate(admission.flights):
+            if len(self._flight.get(key, ())) >= slots:
+                return Verdict(TOO_MANY_IN_FLIGHT, index)
+        levels = [self._level(key, capacity, now) for key, capacity, _ in admission.takes]
+        if any(level < take.cost for level, take in zip(levels, admission.takes, strict=True)):
+            return Verdict(RATE_LIMITED, levels=tuple(levels))
+        for key, _ in admission.flights:
+            self._flight.setdefault(key, set()).add(admission.ticket)
+        for index, (key, _, cost) in enumerate(admission.takes):
+            levels[index] -= cost
+            self._buckets[key] = [levels[index], now]
+        return Verdict(ADMITTED, levels=tuple(levels))
 
-    async def adjust(self, key: str, capacity: float, amount: float, now: float) -> None:
-        self._buckets[key] = (min(capacity, self._level(key, capacity, now) + amount), now)
+    async def settle(self, settlement: Settlement, now: float) -> None:
+        for key, capacity, amount in settlement.adjustments:
+            self._buckets[key] = [min(capacity, self._level(key, capacity, now) + amount), now]
+        for key in settlement.flights:
+            self._flight.get(key, set()).discard(settlement.ticket)
+        if settlement.cost:
+            for key, _ in settlement.spends:
+                self._spent[key] = self._spent.get(key, 0.0) + settlement.cost
 
-    async def enter(self, key: str, limit: int, ticket: str, now: float) -> bool:
-        flight = self._flight.setdefault(key, set())
-        if len(flight) >= limit:
-            return False
-        flight.add(ticket)
-        return True
+    async def seed(self, key: str, spent: float, ttl: float) -> None:
+        self._spent.setdefault(key, spent)
 
-    async def leave(self, key: str, ticket: str) -> None:
-        self._flight.get(key, set()).discard(ticket)
-
-    async def spent(self, key: str) -> float | None:
-        return self._spent.get(key)
-
-    async def spend(self, key: str, amount: float, initial: float, ttl: float) -> None:
-        self._spent[key] = self._spent.get(key, initial) + amount
+    async def close(self) -> None:
+        return None
