@@ -198,7 +198,7 @@ class Limiter:
                 raise Unavailable("rate limits cannot be checked right now; try again shortly") from exc
             return ticket
         if verdict.levels:
-            ticket.headers = _headers(plan.buckets, verdict.levels)
+            ticket.headers = _headers(plan, verdict.levels)
         if verdict.outcome != ADMITTED:
             raise _refusal(plan, takes, verdict, now, ticket.headers)
         ticket.plan, ticket.spends = plan, spends
@@ -288,17 +288,19 @@ def _seconds_until(level: float, amount: float, capacity: float) -> float:
     return max(0.0, amount - level) * 60.0 / capacity
 
 
-def _headers(buckets: tuple[Bucket, ...], levels: tuple[float, ...]) -> dict[str, str]:
+def _headers(plan: Plan, levels: tuple[float, ...]) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers from the tightest requests and tokens buckets."""
     headers: dict[str, str] = {}
-    tightest: dict[bool, tuple[float, Bucket]] = {}
-    for bucket, level in zip(buckets, levels, strict=True):
-        best = tightest.get(bucket.tokens)
-        if best is None or level / bucket.capacity < best[0] / best[1].capacity:
-            tightest[bucket.tokens] = (level, bucket)
-    for tokens, (level, bucket) in tightest.items():
-        unit = "tokens" if tokens else "requests"
-        headers[f"x-ratelimit-limit-{unit}"] = str(bucket.capacity)
-        headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, math.floor(level)))
-        headers[f"x-ratelimit-reset-{unit}"] = f"{_seconds_until(level, bucket.capacity, bucket.capacity):.3f}s"
+    split = len(plan.request_takes)
+    for unit, first, end in (("requests", 0, split), ("tokens", split, len(levels))):
+        if first == end:
+            continue
+        tightest = first
+        for index in range(first + 1, end):
+            if levels[index] * plan.buckets[tightest].capacity < levels[tightest] * plan.buckets[index].capacity:
+                tightest = index
+        level, capacity = levels[tightest], plan.buckets[tightest].capacity
+        headers[f"x-ratelimit-limit-{unit}"] = str(capacity)
+        headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, int(level)))
+        headers[f"x-ratelimit-reset-{unit}"] = f"{_seconds_until(level, capacity, capacity):.3f}s"
     return headers
