@@ -124,6 +124,7 @@ async def test_far_from_its_limits_a_call_does_not_wait_for_redis_yet_redis_coun
         with pytest.raises(StopIteration) as answered:
             admission.send(None)  # it finishes without suspending: no wait for Redis
         assert answered.value.value.outcome == ADMITTED
+    await store.close()  # sends what is still queued (otherwise sent within milliseconds)
     other = await shared_stores[1].admit(takes(("wide", 1000, 0)), 0.0)
     assert round(other.levels[0]) == 949  # the other process sees all 51 takes
 
