@@ -20,7 +20,6 @@ from openfoundry.limits.store import (
     LimitStore,
     MemoryStore,
     Settlement,
-    Take,
 )
 
 STORES = ["memory"] + (["redis"] if os.environ.get("FOUNDRY_TEST_REDIS") else [])
@@ -41,7 +40,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[LimitStore]:
 
 
 def takes(*items: tuple[str, float, float]) -> Admission:
-    return Admission(uuid.uuid4().hex, (), (), tuple(Take(*item) for item in items))
+    return Admission(uuid.uuid4().hex, (), (), items)
 
 
 async def test_takes_all_or_nothing(store: LimitStore) -> None:
@@ -56,10 +55,10 @@ async def test_takes_all_or_nothing(store: LimitStore) -> None:
 
 async def test_settling_gives_back_and_takes_more_tokens(store: LimitStore) -> None:
     await store.admit(takes(("t", 1000, 900)), 1000.0)
-    await store.settle(Settlement("x", (Take("t", 1000, 850),), (), (), 0.0), 1000.0)  # estimated 900, used 50
+    await store.settle(Settlement("x", (("t", 1000, 850),), (), (), 0.0), 1000.0)  # estimated 900, used 50
     verdict = await store.admit(takes(("t", 1000, 900)), 1000.0)
     assert verdict.outcome == ADMITTED and 45 <= verdict.levels[0] <= 60
-    await store.settle(Settlement("y", (Take("t", 1000, -100),), (), (), 0.0), 1000.0)  # used more than estimated
+    await store.settle(Settlement("y", (("t", 1000, -100),), (), (), 0.0), 1000.0)  # used more than estimated
     assert (await store.admit(takes(("t", 1000, 1)), 1000.0)).outcome == RATE_LIMITED
 
 
@@ -92,9 +91,9 @@ async def test_budget_spend_starts_from_the_database_figure(store: LimitStore) -
 
 async def test_a_refusal_takes_nothing(store: LimitStore) -> None:
     await store.seed("spent", 5.0, 3600)
-    over = Admission("x", (("spent", 1.0),), (("slots", 1),), (Take("r", 10, 1),))
+    over = Admission("x", (("spent", 1.0),), (("slots", 1),), (("r", 10, 1),))
     assert (await store.admit(over, 1000.0)).outcome == OVER_BUDGET
-    verdict = await store.admit(Admission("y", (), (("slots", 1),), (Take("r", 10, 1),)), 1000.0)
+    verdict = await store.admit(Admission("y", (), (("slots", 1),), (("r", 10, 1),)), 1000.0)
     assert verdict.outcome == ADMITTED and round(verdict.levels[0]) == 9
 
 

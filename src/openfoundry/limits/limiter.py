@@ -72,6 +72,7 @@ class Plan:
     flights: tuple[tuple[str, int], ...]
     budgets: tuple[Budget, ...]
     request_takes: tuple[Take, ...] = ()
+    token_buckets: tuple[tuple[str, int], ...] = ()
     flight_keys: tuple[str, ...] = ()
     day: int = -1
     spends: tuple[tuple[str, float], ...] = ()
@@ -79,7 +80,8 @@ class Plan:
     budget_limits: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        self.request_takes = tuple(Take(b.key, b.capacity, 1) for b in self.buckets if not b.tokens)
+        self.request_takes = tuple((b.key, b.capacity, 1) for b in self.buckets if not b.tokens)
+        self.token_buckets = tuple((b.key, b.capacity) for b in self.buckets if b.tokens)
         self.flight_keys = tuple(key for key, _ in self.flights)
 
     @property
@@ -87,8 +89,7 @@ class Plan:
         return not (self.buckets or self.flights or self.budgets)
 
     def takes(self, estimate: int) -> tuple[Take, ...]:
-        tokens = tuple(Take(b.key, b.capacity, estimate) for b in self.buckets[len(self.request_takes) :])
-        return self.request_takes + tokens
+        return self.request_takes + tuple([(key, capacity, estimate) for key, capacity in self.token_buckets])
 
     def spend_keys(self, now: float) -> tuple[tuple[str, float], ...]:
         """The budgets' spend keys for the current period (worked out once a day)."""
@@ -212,7 +213,7 @@ class Limiter:
         adjustments: tuple[Take, ...] = ()
         if used_tokens is not None and used_tokens != ticket.estimate:
             back = ticket.estimate - used_tokens
-            adjustments = tuple(Take(b.key, b.capacity, back) for b in plan.buckets[len(plan.request_takes) :])
+            adjustments = tuple([(key, capacity, back) for key, capacity in plan.token_buckets])
         settlement = Settlement(ticket.id, adjustments, plan.flight_keys, ticket.spends, cost)
         try:
             await self.store.settle(settlement, time.time())
@@ -265,16 +266,16 @@ def _refusal(plan: Plan, takes: tuple[Take, ...], verdict: Verdict, now: float, 
             headers={"Retry-After": "1"},
         )
     levels = zip(plan.buckets, takes, verdict.levels, strict=True)
-    short = [(_seconds_until(level, t.cost, t.capacity), b, t) for b, t, level in levels]
-    wait, bucket, take = max(short, key=lambda item: item[0])
+    short = [(_seconds_until(level, cost, capacity), b, cost) for b, (_, capacity, cost), level in levels]
+    wait, bucket, cost = max(short, key=lambda item: item[0])
     unit = "tokens" if bucket.tokens else "requests"
-    if take.cost > take.capacity:
+    if cost > bucket.capacity:
         message = (
-            f"this request needs about {take.cost:.0f} tokens, more than the {bucket.scope} {bucket.name!r} "
-            f"allows per minute ({take.capacity:.0f})"
+            f"this request needs about {cost:.0f} tokens, more than the {bucket.scope} {bucket.name!r} "
+            f"allows per minute ({bucket.capacity})"
         )
     else:
-        message = f"rate limit of the {bucket.scope} {bucket.name!r} reached: {take.capacity:.0f} {unit} per minute"
+        message = f"rate limit of the {bucket.scope} {bucket.name!r} reached: {bucket.capacity} {unit} per minute"
     retry = str(max(1, math.ceil(min(wait, 60.0))))
     return RateLimited(f"{message}; retry after {retry} s", headers=headers | {"Retry-After": retry})
 
@@ -300,7 +301,22 @@ def _headers(plan: Plan, levels: tuple[float, ...]) -> dict[str, str]:
             if levels[index] * plan.buckets[tightest].capacity < levels[tightest] * plan.buckets[index].capacity:
                 tightest = index
         level, capacity = levels[tightest], plan.buckets[tightest].capacity
-        headers[f"x-ratelimit-limit-{unit}"] = str(capacity)
-        headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, int(level)))
-        headers[f"x-ratelimit-reset-{unit}"] = f"{_seconds_until(level, capacity, capacity):.3f}s"
+        headers[LIMIT[unit]] = str(capacity)
+        headers[REMAINING[unit]] = str(max(0, int(level)))
+        headers[RESET[unit]] = _duration(_seconds_until(level, capacity, capacity))
     return headers
+
+
+LIMIT = {unit: f"x-ratelimit-limit-{unit}" for unit in ("requests", "tokens")}
+REMAINING = {unit: f"x-ratelimit-remaining-{unit}" for unit in ("requests", "tokens")}
+RESET = {unit: f"x-ratelimit-reset-{unit}" for unit in ("requests", "tokens")}
+
+
+def _duration(seconds: float) -> str:
+    """A reset time as OpenAI writes it: "20ms", "1.5s", "6m0s" (whole milliseconds, no float formatting)."""
+    ms = int(seconds * 1000)
+    if ms < 1000:
+        return f"{ms}ms"
+    if ms < 60_000:
+        return f"{ms // 1000}.{ms % 1000:03d}s"
+    return f"{ms // 60_000}m{ms % 60_000 // 1000}s"

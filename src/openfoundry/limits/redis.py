@@ -211,10 +211,9 @@ class RedisStore:
         self._timer: asyncio.TimerHandle | None = None
 
     async def admit(self, admission: Admission, now: float) -> Verdict:
-        takes = [[t.key, t.capacity, t.cost] for t in admission.takes]
         now = time.time()  # the mirror keeps local time, whatever the limiter's clock says
         levels = self._mirror.clearly_admits(admission, now) if self._healthy else None
-        op = {"a": [admission.ticket, admission.budgets, admission.flights, takes, levels is not None]}
+        op = {"a": (*admission, levels is not None)}
         if levels is not None:
             self._mirror.take(admission)
             self._enqueue(op, admission, None)
@@ -230,9 +229,7 @@ class RedisStore:
 
     async def settle(self, settlement: Settlement, now: float) -> None:
         self._mirror.settle(settlement)
-        adjustments = [[t.key, t.capacity, t.cost] for t in settlement.adjustments]
-        flights, spends = settlement.flights, settlement.spends
-        self._enqueue({"s": [settlement.ticket, adjustments, flights, spends, settlement.cost]}, None, None)
+        self._enqueue({"s": tuple(settlement)}, None, None)
 
     async def seed(self, key: str, spent: float, ttl: float) -> None:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -17,10 +17,8 @@ STALE_FLIGHT_SECONDS = 600
 """A call still "in flight" after this long is a crashed process's leftover and no longer counts."""
 
 
-class Take(NamedTuple):
-    key: str
-    capacity: float
-    cost: float
+Take = tuple[str, float, float]
+"""(bucket key, capacity, cost): a plain tuple, as it is made for every limited call."""
 
 
 class Admission(NamedTuple):
@@ -71,8 +69,8 @@ class LimitStore(Protocol):
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._buckets: dict[str, list[float]] = {}
-        """key -> [tokens, when]"""
+        self._buckets: dict[str, tuple[float, float]] = {}
+        """key -> (tokens, when)"""
         self._flight: dict[str, set[str]] = {}
         self._spent: dict[str, float] = {}
 
@@ -81,30 +79,36 @@ class MemoryStore:
         return capacity if state is None else min(capacity, state[0] + (now - state[1]) * capacity / 60.0)
 
     async def admit(self, admission: Admission, now: float) -> Verdict:
-        for index, (key, limit) in enumerate(admission.budgets):
-            spent = self._spent.get(key)
-            if spent is None:
-                return Verdict(UNSEEDED, index)
-            if spent >= limit:
-                return Verdict(OVER_BUDGET, index, spent)
-        for index, (key, slots) in enumerate(admission.flights):
-            if len(self._flight.get(key, ())) >= slots:
-                return Verdict(TOO_MANY_IN_FLIGHT, index)
+        spent = self._spent
+        for which, (key, limit) in enumerate(admission.budgets):
+            value = spent.get(key)
+            if value is None:
+                return Verdict(UNSEEDED, which)
+            if value >= limit:
+                return Verdict(OVER_BUDGET, which, value)
+        flight = self._flight
+        for which, (key, slots) in enumerate(admission.flights):
+            tickets = flight.get(key)
+            if tickets is not None and len(tickets) >= slots:
+                return Verdict(TOO_MANY_IN_FLIGHT, which)
         levels = [self._level(key, capacity, now) for key, capacity, _ in admission.takes]
-        if any(level < take.cost for level, take in zip(levels, admission.takes, strict=True)):
-            return Verdict(RATE_LIMITED, levels=tuple(levels))
+        for level, (_, _, cost) in zip(levels, admission.takes, strict=True):
+            if level < cost:
+                return Verdict(RATE_LIMITED, levels=tuple(levels))
         for key, _ in admission.flights:
-            self._flight.setdefault(key, set()).add(admission.ticket)
+            flight.setdefault(key, set()).add(admission.ticket)
         for index, (key, _, cost) in enumerate(admission.takes):
             levels[index] -= cost
-            self._buckets[key] = [levels[index], now]
+            self._buckets[key] = (levels[index], now)
         return Verdict(ADMITTED, levels=tuple(levels))
 
     async def settle(self, settlement: Settlement, now: float) -> None:
         for key, capacity, amount in settlement.adjustments:
-            self._buckets[key] = [min(capacity, self._level(key, capacity, now) + amount), now]
+            self._buckets[key] = (min(capacity, self._level(key, capacity, now) + amount), now)
         for key in settlement.flights:
-            self._flight.get(key, set()).discard(settlement.ticket)
+            tickets = self._flight.get(key)
+            if tickets is not None:
+                tickets.discard(settlement.ticket)
         if settlement.cost:
             for key, _ in settlement.spends:
                 self._spent[key] = self._spent.get(key, 0.0) + settlement.cost
