@@ -114,7 +114,10 @@ def _reset_postgres(url: str) -> None:
         connection = await asyncpg.connect(url)
         try:
             await connection.execute(
-                "DROP TABLE IF EXISTS usage, api_keys, projects, deployments, alembic_version CASCADE"
+                "DROP TABLE IF EXISTS usage, api_keys, projects, deployments, alembic_version, "
+                "response_items, responses, conversation_items, conversations, "
+                "vector_store_chunks, vector_store_file_batches, vector_store_files, vector_stores, files, "
+                "connectors CASCADE"
             )
         finally:
             await connection.close()

@@ -11,8 +11,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from openfoundry import __version__
+from openfoundry.agents.embedding import Embedder
+from openfoundry.agents.ingest import Ingestor
+from openfoundry.agents.runner import Runner
+from openfoundry.agents.search import Searcher
+from openfoundry.agents.tools.base import ToolFactory
+from openfoundry.agents.tools.file_search import FileSearchFactory
+from openfoundry.agents.tools.mcp import mcp_tool
+from openfoundry.agents.tools.openapi import OpenApiTools
 from openfoundry.api import admin, anthropic, azure, health, openai, tenants, usage
+from openfoundry.api import connectors as connectors_api
+from openfoundry.api import conversations as conversations_api
 from openfoundry.api import engines as engines_api
+from openfoundry.api import files as files_api
+from openfoundry.api import responses as responses_api
+from openfoundry.api import vector_store_batches as vector_store_batches_api
+from openfoundry.api import vector_stores as vector_stores_api
 from openfoundry.api.http import install_error_handlers
 from openfoundry.api.xai_grpc import XaiGrpcServer
 from openfoundry.catalog import Catalog
@@ -35,9 +49,14 @@ from openfoundry.metering.spool import spool_folder
 from openfoundry.providers.registry import build_provider
 from openfoundry.routing.dispatch import Dispatcher
 from openfoundry.routing.router import Router
+from openfoundry.store.connectors import ConnectorStore
+from openfoundry.store.conversations import ConversationStore
 from openfoundry.store.db import Database
+from openfoundry.store.files import FileStore
+from openfoundry.store.responses import ResponseStore
 from openfoundry.store.tenancy import TenancyStore
 from openfoundry.store.usage import UsageStore
+from openfoundry.store.vector_stores import VectorStores
 from openfoundry.telemetry.metrics import Metrics
 from openfoundry.tenancy.auth import Authenticator
 from openfoundry.tenancy.keys import KeyRing
@@ -94,6 +113,18 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     gateway = Gateway(auth, registry, limiter, Dispatcher(router, providers), meter, metrics)
     grpc_port = settings.server.grpc_port
     xai_grpc = XaiGrpcServer(gateway, settings.server.host, grpc_port) if grpc_port else None
+    file_store, vector_stores = FileStore(db), VectorStores(db)
+    embedder = Embedder(gateway, settings.agents)
+    ingestor = Ingestor(file_store, vector_stores, embedder)
+    searcher = Searcher(vector_stores, embedder)
+    connector_store = ConnectorStore(db)
+    factories: dict[str, ToolFactory] = {
+        "mcp": mcp_tool,
+        "openapi": OpenApiTools(connector_store),
+        "file_search": FileSearchFactory(searcher),
+    }
+    response_store, conversation_store = ResponseStore(db), ConversationStore(db)
+    runner = Runner(gateway, response_store, conversation_store, settings.agents, factories)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -119,6 +150,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
                 await xai_grpc.stop()
             watcher.cancel()
             deployments_watcher.cancel()
+            await runner.close()
+            await ingestor.close()
             await limit_store.close()
             await meter.close()
             for provider in providers.values():
@@ -134,6 +167,12 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     tenants.add_routes(app, auth, tenancy, keys, registry)
     usage.add_routes(app, auth, usage_store)
     engines_api.add_routes(app, auth, providers, registry, metrics)
+    responses_api.add_routes(app, gateway, runner, response_store, settings.server.max_body_bytes)
+    conversations_api.add_routes(app, gateway, conversation_store, settings.server.max_body_bytes)
+    connectors_api.add_routes(app, auth, connector_store)
+    files_api.add_routes(app, gateway, file_store, settings.agents.max_file_bytes)
+    vector_stores_api.add_routes(app, gateway, file_store, vector_stores, ingestor, searcher)
+    vector_store_batches_api.add_routes(app, gateway, file_store, vector_stores, ingestor)
     metrics.watch_backends(lambda: ((d, router.states(d)) for d in registry))
     health.add_routes(app, db, metrics)
     return app

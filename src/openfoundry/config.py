@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from openfoundry.agents.egress import parse_entry
+
 ProviderType = Literal[
     "openai",
     "xai",
@@ -210,9 +212,33 @@ class DeploymentSettings(Strict):
     """Seconds after which a second backend is asked too; the first answer wins (off when unset)."""
 
 
+class AgentSettings(Strict):
+    tool_hosts_allowlist: list[str] = Field(default_factory=list)
+    """Hosts server-side tools may reach: `host`, `host:port`, `*.domain` (its subdomains) or `*` (any
+    public host). Private, loopback and link-local addresses are refused unless their host is listed
+    exactly (see agents/egress.py)."""
+    max_tool_calls: int = Field(32, ge=1, le=1000)
+    """Server-side tool calls one response may make (a request's `max_tool_calls` can only lower it)."""
+    tool_timeout: float = Field(30.0, gt=0)
+    """Seconds one server-side tool call may take."""
+    max_tool_output_bytes: int = Field(64 * 1024, ge=256)
+    """A tool's output is cut to this many bytes before the model sees it."""
+    embedding_deployment: str | None = None
+    """The deployment vector stores embed with; by default the first local embedding deployment."""
+    max_file_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+
+    @field_validator("tool_hosts_allowlist")
+    @classmethod
+    def _valid_hosts(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            parse_entry(entry)
+        return entries
+
+
 class Settings(Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    agents: AgentSettings = Field(default_factory=AgentSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     deployments: dict[str, DeploymentSettings] = Field(default_factory=dict)
     zero_config: bool = False

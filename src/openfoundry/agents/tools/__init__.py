@@ -1,0 +1,1 @@
+"""Tools the server runs itself during a response (mcp, openapi, file_search)."""
