@@ -19,6 +19,7 @@ from openfoundry.api.vector_stores import (
     POLL_AFTER_MS,
     Open,
     Scalar,
+    StoreFileIn,
     checked_pairs,
     owned_store,
     store_file_object,
@@ -32,20 +33,9 @@ from openfoundry.tenancy.auth import Principal
 MAX_FILES = 2000
 
 
-class BatchFile(Open):
-    file_id: str
-    attributes: dict[str, Scalar] | None = None
-    chunking_strategy: dict[str, Any] | None = None
-
-    @field_validator("attributes")
-    @classmethod
-    def check_attributes(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return checked_pairs(value, "attributes")
-
-
 class BatchIn(Open):
     file_ids: list[str] | None = Field(None, max_length=MAX_FILES)
-    files: list[BatchFile] | None = Field(None, max_length=MAX_FILES)
+    files: list[StoreFileIn] | None = Field(None, max_length=MAX_FILES)
     attributes: dict[str, Scalar] | None = None
     chunking_strategy: dict[str, Any] | None = None
 

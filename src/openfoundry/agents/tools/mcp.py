@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from openfoundry.agents.egress import Egress
 from openfoundry.agents.tools.base import ToolContext, ToolResult
 from openfoundry.agents.tools.mcp_transport import EgressTransport
-from openfoundry.agents.tools.naming import cut_text, function_name, new_id
+from openfoundry.agents.tools.naming import call_arguments, cut_text, function_name, new_id
 from openfoundry.config import describe_errors
 from openfoundry.errors import FoundryError, InvalidRequest
 
@@ -195,8 +195,8 @@ class McpTool:
         }
         limit = self._settings.max_tool_output_bytes
         try:
-            result = await self._session(_call(tool_name, _arguments(arguments)))
-        except (McpFailure, FoundryError) as exc:
+            result = await self._session(_call(tool_name, call_arguments(arguments)))
+        except (McpFailure, ValueError, FoundryError) as exc:
             message = exc.message if isinstance(exc, FoundryError) else str(exc)
             item |= {"error": cut_text(message, limit), "status": "failed"}
             return ToolResult(item, f"Error calling MCP tool {tool_name!r}: {item['error']}")
@@ -250,15 +250,6 @@ def _call(name: str, arguments: dict[str, Any]) -> Callable[[Client], Awaitable[
 
     return call
 
-
-def _arguments(text: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(text or "{}")
-    except orjson.JSONDecodeError as exc:
-        raise McpFailure(f"the arguments are not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise McpFailure("the arguments must be a JSON object")
-    return value
 
 
 def _listed(tool: Tool) -> dict[str, Any]:

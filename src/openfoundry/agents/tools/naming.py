@@ -1,4 +1,5 @@
-"""What the mcp and openapi tools share: the function names they offer and the size of their output.
+"""What the mcp and openapi tools share: the function names they offer, how they read the model's
+arguments and the size of their output.
 
 A server tool's operation is offered to the model as `{prefix}__{name}` (the MCP server_label or the
 connector name, then the tool or operation), so names stay unique across a request's tools. Characters
@@ -11,6 +12,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from typing import Any
+
+import orjson
 
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9_-]")
 MAX_NAME = 64
@@ -23,6 +27,17 @@ def function_name(prefix: str, name: str) -> str:
         return safe
     digest = hashlib.sha256(whole.encode()).hexdigest()[:8]
     return f"{safe[: MAX_NAME - len(digest) - 1]}_{digest}"
+
+
+def call_arguments(text: str) -> dict[str, Any]:
+    """The model's arguments (JSON text) as an object; ValueError saying what is wrong otherwise."""
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"the arguments are not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError("the arguments must be a JSON object")
+    return value
 
 
 def cut_text(text: str, limit: int) -> str:

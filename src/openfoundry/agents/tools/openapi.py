@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import orjson
 from yarl import URL
 
 from openfoundry.agents.connectors import ApiSpec, Operation, PreparedRequest, parse_spec
 from openfoundry.agents.egress import Destination, Egress
 from openfoundry.agents.tools.base import ToolContext, ToolResult
-from openfoundry.agents.tools.naming import cut_text, function_name
+from openfoundry.agents.tools.naming import call_arguments, cut_text, function_name
 from openfoundry.errors import InvalidRequest
 from openfoundry.store.connectors import ConnectorStore
 
@@ -161,7 +160,7 @@ class OpenApiTool:
         }
         limit = self._settings.max_tool_output_bytes
         try:
-            prepared = operation.request(self._api.server_url, _arguments(arguments))
+            prepared = operation.request(self._api.server_url, call_arguments(arguments))
             async with asyncio.timeout(self._settings.tool_timeout):
                 status, body = await self._send(prepared, limit)
         except (ValueError, CallFailed, InvalidRequest, aiohttp.ClientError, TimeoutError) as exc:
@@ -206,15 +205,6 @@ class OpenApiTool:
                     method, body = "GET", None
         raise CallFailed(f"the API redirected more than {MAX_REDIRECTS} times")
 
-
-def _arguments(text: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(text or "{}")
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"the arguments are not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ValueError("the arguments must be a JSON object")
-    return value
 
 
 def _origin(url: URL) -> tuple[str, str, int]:
