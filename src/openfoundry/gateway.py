@@ -6,6 +6,7 @@ talking. Nothing here knows an HTTP framework.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,9 @@ class Gateway:
         except FoundryError as exc:
             exc.headers = ticket.headers | exc.headers
             await self._finish(visit, deployment, "", exc.status, None, None)
+            raise
+        except asyncio.CancelledError:  # the client left (or a background response was cancelled)
+            await self._finish(visit, deployment, "", 499, None, None)
             raise
         if served.stream is not None:
             ttft = time.perf_counter() - started

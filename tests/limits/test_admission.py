@@ -198,3 +198,20 @@ def call_text(server: Server, path: str) -> str:
 
     with urllib.request.urlopen(server.url + path, timeout=10) as answer:
         return str(answer.read().decode())
+
+
+def test_a_call_the_client_abandons_gives_its_concurrency_slot_back(
+    limited: Server, fakes: dict[str, FakeServer]
+) -> None:
+    key = project_with_key(limited, "abandon", {"limits": {"concurrency": 1}})
+    record = fakes["openai"].app["record"]
+    record.settled.clear()
+    fakes["openai"].app["faults"].delay = 1.0
+    impatient = openai.OpenAI(base_url=limited.url + "/v1", api_key=key, max_retries=0, timeout=0.2)
+    try:
+        with pytest.raises(openai.APITimeoutError):
+            impatient.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "x"}])
+        assert record.settled.wait(10)  # the gateway dropped the upstream call when the client left
+    finally:
+        fakes["openai"].app["faults"].delay = 0
+    assert ask(limited, key).parse().choices  # the abandoned call's slot was given back
