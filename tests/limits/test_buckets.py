@@ -136,3 +136,34 @@ async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_d
         verdict = await shared_stores[turn % 2].admit(takes(("narrow", 200, 1)), 0.0)
         allowed += verdict.outcome == ADMITTED
     assert 200 <= allowed <= 203  # the capacity plus what refills in the test's own second or so
+
+
+async def test_calls_let_in_and_settled_in_one_batch_add_up_exactly(shared_stores: list[RedisStore]) -> None:
+    store = shared_stores[0]
+
+    def call(ticket: str) -> Admission:
+        return Admission(ticket, (), (("slots", 1000),), (("calls", 1000, 1), ("tokens", 100_000, 100)))
+
+    assert (await store.admit(call("first"), 0.0)).outcome == ADMITTED  # waits: nothing heard yet
+    for number in range(50):
+        assert (await store.admit(call(f"t{number}"), 0.0)).outcome == ADMITTED
+    for number in range(20):  # each used 40 of its 100 estimated tokens
+        await store.settle(Settlement(f"t{number}", (("tokens", 100_000, 60),), ("slots",), (), 0.0), 0.0)
+    await store.close()
+    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    in_flight = {ticket.decode() for ticket in await client.zrange("foundry:slots", 0, -1)}
+    await client.aclose()
+    assert in_flight == {"first"} | {f"t{number}" for number in range(20, 50)}
+    seen = await shared_stores[1].admit(Admission("probe", (), (), (("calls", 1000, 0), ("tokens", 100_000, 0))), 0.0)
+    calls, tokens = seen.levels  # exact, but for what the buckets refill meanwhile (a second's worth at most)
+    assert 949 <= calls < 949 + 1000 / 60 and 96_100 <= tokens < 96_100 + 100_000 / 60
+
+
+async def test_the_script_is_sent_again_when_redis_has_forgotten_it(shared_stores: list[RedisStore]) -> None:
+    store = shared_stores[0]
+    assert (await store.admit(takes(("x", 10, 1)), 0.0)).outcome == ADMITTED
+    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"])
+    await client.script_flush()
+    await client.aclose()
+    verdict = await store.admit(takes(("x", 10, 9.5)), 0.0)  # near the limit: waits for Redis's verdict
+    assert verdict.outcome == RATE_LIMITED and round(verdict.levels[0]) == 9

@@ -73,6 +73,9 @@ class Plan:
     budgets: tuple[Budget, ...]
     request_takes: tuple[Take, ...] = ()
     token_buckets: tuple[tuple[str, int], ...] = ()
+    header_units: tuple[tuple[tuple[str, str, str], tuple[tuple[int, int, str], ...]], ...] = ()
+    """Per unit (requests, tokens) with buckets: its header names, and (take index, capacity, capacity as
+    text) of each of its buckets."""
     flight_keys: tuple[str, ...] = ()
     day: int = -1
     spends: tuple[tuple[str, float], ...] = ()
@@ -83,6 +86,12 @@ class Plan:
         self.request_takes = tuple((b.key, b.capacity, 1) for b in self.buckets if not b.tokens)
         self.token_buckets = tuple((b.key, b.capacity) for b in self.buckets if b.tokens)
         self.flight_keys = tuple(key for key, _ in self.flights)
+        units = []
+        for tokens in (False, True):
+            members = tuple((i, b.capacity, str(b.capacity)) for i, b in enumerate(self.buckets) if b.tokens is tokens)
+            if members:
+                units.append((HEADERS[tokens], members))
+        self.header_units = tuple(units)
 
     @property
     def empty(self) -> bool:
@@ -291,25 +300,24 @@ def _seconds_until(level: float, amount: float, capacity: float) -> float:
 
 def _headers(plan: Plan, levels: tuple[float, ...]) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers from the tightest requests and tokens buckets."""
-    headers: dict[str, str] = {}
-    split = len(plan.request_takes)
-    for unit, first, end in (("requests", 0, split), ("tokens", split, len(levels))):
-        if first == end:
-            continue
-        tightest = first
-        for index in range(first + 1, end):
-            if levels[index] * plan.buckets[tightest].capacity < levels[tightest] * plan.buckets[index].capacity:
-                tightest = index
-        level, capacity = levels[tightest], plan.buckets[tightest].capacity
-        headers[LIMIT[unit]] = str(capacity)
-        headers[REMAINING[unit]] = str(max(0, int(level)))
-        headers[RESET[unit]] = _duration(_seconds_until(level, capacity, capacity))
+    headers = {}
+    for (limit, remaining, reset), members in plan.header_units:
+        index, capacity, shown = members[0]
+        level = levels[index]
+        for other, other_capacity, other_shown in members:
+            if levels[other] * capacity < level * other_capacity:
+                capacity, shown, level = other_capacity, other_shown, levels[other]
+        headers[limit] = shown
+        headers[remaining] = str(int(level)) if level >= 1 else "0"
+        headers[reset] = _duration((capacity - level) * 60.0 / capacity)
     return headers
 
 
-LIMIT = {unit: f"x-ratelimit-limit-{unit}" for unit in ("requests", "tokens")}
-REMAINING = {unit: f"x-ratelimit-remaining-{unit}" for unit in ("requests", "tokens")}
-RESET = {unit: f"x-ratelimit-reset-{unit}" for unit in ("requests", "tokens")}
+HEADERS = {
+    tokens: (f"x-ratelimit-limit-{unit}", f"x-ratelimit-remaining-{unit}", f"x-ratelimit-reset-{unit}")
+    for tokens, unit in ((False, "requests"), (True, "tokens"))
+}
+"""Header names (limit, remaining, reset) for requests (False) and tokens (True) buckets."""
 
 
 def _duration(seconds: float) -> str:

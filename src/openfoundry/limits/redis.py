@@ -1,24 +1,27 @@
 """Limit state in Redis, so every gateway process shares it.
 
-Every admission, settlement and seed a process has pending goes to Redis as one script call (a JSON
-list of operations, applied in order, atomically): under load one round trip serves many requests,
-and one batch is in flight at a time, so a settlement is always applied before any later admission
-from the same process. While no limit is near, a call does not even wait for that round trip (see
-`Mirror`). Time comes from Redis (TIME), so processes on different hosts agree. Calls have short
-timeouts; the limiter decides what a failure means (storage.redis_policy).
+Everything a process has pending goes to Redis as one script run (a `Batch`, applied atomically):
+under load one round trip serves many requests, and one batch is in flight at a time, so a
+settlement is always applied before any later admission from the same process. While no limit is
+near, a call does not even wait for that round trip (see `Mirror`), and the calls let in that way add
+up per limit inside the batch, so Redis's work per batch barely grows with the number of calls. Time
+comes from Redis (TIME), so processes on different hosts agree. Calls have short timeouts; the
+limiter decides what a failure means (storage.redis_policy).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis.asyncio as redis
 
+from openfoundry.limits.resp import Connection, ReplyError, command
 from openfoundry.limits.store import (
     ADMITTED,
     OVER_BUDGET,
@@ -33,12 +36,13 @@ from openfoundry.limits.store import (
 log = logging.getLogger("openfoundry")
 PREFIX = "foundry:"
 
-# Operations: {"a": [ticket, budgets, flights, takes, force]} admit (`force`: take even where a limit
-# would refuse, for a call already let in); {"s": [ticket, adjustments, flights, spends, cost]} settle;
-# {"d": [key, spent, ttl]} seed. The answer is one entry per operation: for an admission [outcome,
-# which, bucket levels, in-flight counts, spends] (the outcome codes of limits/store.py), else 0.
-_BATCH = """
+# ARGV[1] is a `Batch` as JSON (see Batch.encode), applied in this order: seeds; the calls already let
+# in (every take, flight join and spend read added up per limit); settlements; then the admissions
+# that wait for a verdict, one by one. The answer: [levels, in-flight counts and spends after the
+# calls let in (-1: a spend not in Redis), [per admission: outcome, which, levels, counts, spends]].
+_SCRIPT = """
 local P, STALE = ARGV[2], tonumber(ARGV[3])
+local batch = cjson.decode(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 
@@ -54,7 +58,29 @@ local function store_level(key, tokens)
   redis.call('EXPIRE', P .. key, 120)
 end
 
-local function admit(ticket, budgets, flights, takes, force)
+-- (unpack passes at most a few thousand values, so long lists of tickets go in chunks)
+local function join(key, tickets)
+  key = P .. key
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - STALE)
+  for first = 1, #tickets, 1000 do
+    local members = {}
+    for i = first, math.min(#tickets, first + 999) do
+      members[#members + 1] = now
+      members[#members + 1] = tickets[i]
+    end
+    redis.call('ZADD', key, unpack(members))
+  end
+  redis.call('EXPIRE', key, STALE)
+  return redis.call('ZCARD', key)
+end
+
+local function leave(key, tickets)
+  for first = 1, #tickets, 1000 do
+    redis.call('ZREM', P .. key, unpack(tickets, first, math.min(#tickets, first + 999)))
+  end
+end
+
+local function admit(ticket, budgets, flights, takes)
   local outcome, which, spends, counts, levels = 0, 0, {}, {}, {}
   for i, b in ipairs(budgets) do
     local spent = redis.call('GET', P .. b[1])
@@ -71,11 +97,8 @@ local function admit(ticket, budgets, flights, takes, force)
     levels[i] = level(take[1], take[2])
     if outcome == 0 and levels[i] < take[3] then outcome = 3 end
   end
-  if outcome == 0 or force then
-    for i, f in ipairs(flights) do
-      counts[i] = counts[i] + redis.call('ZADD', P .. f[1], now, ticket)
-      redis.call('EXPIRE', P .. f[1], STALE)
-    end
+  if outcome == 0 then
+    for i, f in ipairs(flights) do counts[i] = join(f[1], {ticket}) end
     for i, take in ipairs(takes) do
       levels[i] = levels[i] - take[3]
       store_level(take[1], levels[i])
@@ -84,142 +107,248 @@ local function admit(ticket, budgets, flights, takes, force)
   return {outcome, which, levels, counts, spends}
 end
 
-local function settle(ticket, adjustments, flights, spends, cost)
-  for _, a in ipairs(adjustments) do
-    store_level(a[1], math.min(a[2], level(a[1], a[2]) + a[3]))
+for _, s in ipairs(batch.seeds) do
+  if redis.call('SET', P .. s[1], string.format('%.17g', s[2]), 'NX') then
+    redis.call('EXPIRE', P .. s[1], math.ceil(s[3]))
   end
-  for _, key in ipairs(flights) do redis.call('ZREM', P .. key, ticket) end
-  if cost ~= 0 then
-    for _, s in ipairs(spends) do
-      redis.call('INCRBYFLOAT', P .. s[1], string.format('%.17g', cost))
-      redis.call('EXPIRE', P .. s[1], math.ceil(s[2]))
-    end
-  end
-  return 0
 end
 
-local results = {}
-for i, op in ipairs(cjson.decode(ARGV[1])) do
-  if op.a then results[i] = admit(unpack(op.a))
-  elseif op.s then results[i] = settle(unpack(op.s))
-  else
-    local key = P .. op.d[1]
-    if redis.call('SET', key, string.format('%.17g', op.d[2]), 'NX') then
-      redis.call('EXPIRE', key, math.ceil(op.d[3]))
-    end
-    results[i] = 0
-  end
+local levels, counts, spends = {}, {}, {}
+for i, b in ipairs(batch.takes) do
+  levels[i] = level(b[1], b[2]) - b[3]
+  store_level(b[1], levels[i])
 end
-return cjson.encode(results)
+for i, f in ipairs(batch.joins) do counts[i] = join(f[1], f[2]) end
+for i, key in ipairs(batch.reads) do spends[i] = tonumber(redis.call('GET', P .. key) or '-1') end
+
+for _, r in ipairs(batch.returns) do store_level(r[1], math.min(r[2], level(r[1], r[2]) + r[3])) end
+for _, f in ipairs(batch.leaves) do leave(f[1], f[2]) end
+for _, c in ipairs(batch.costs) do
+  redis.call('INCRBYFLOAT', P .. c[1], string.format('%.17g', c[3]))
+  redis.call('EXPIRE', P .. c[1], math.ceil(c[2]))
+end
+
+local verdicts = {}
+for i, a in ipairs(batch.admissions) do verdicts[i] = admit(unpack(a)) end
+return cjson.encode({levels, counts, spends, verdicts})
 """
-
-
-Pending = tuple[dict[str, Any], Admission | None, "asyncio.Future[Any] | None"]
-"""An operation waiting for the next batch: what to send, the admission to learn from, who waits."""
+_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
 MARGIN = 0.1
 """A call is let in at once, before Redis answers, only while every limit it meets is this far (as a
 share of the limit) from being reached, by what this process last heard, and while this process's own
 calls that Redis has not answered yet add up to at most half of that."""
+FRESH_SECONDS = 1.0
+"""…and only if it heard about each of those limits this recently."""
 UNWAITED_DELAY = 0.002
 """Operations nobody waits for (settlements, calls already let in) wait this long for company, so
 that at low load a call costs Redis about one script run, not two."""
 MAX_BATCH = 256
-FRESH_SECONDS = 1.0
-"""…and only if it heard about each of those limits this recently."""
+"""Operations in a batch past which it goes without waiting for company."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a process has pending for Redis. Calls already let in and settlements add up per limit
+    (one bucket update, one ZADD, one ZREM per limit whatever the number of calls); admissions that
+    wait for a verdict go one by one, in order."""
+
+    takes: dict[str, list[Any]] = field(default_factory=dict)
+    """bucket key -> [key, capacity, tokens taken by calls let in]"""
+    joins: dict[str, list[Any]] = field(default_factory=dict)
+    """in-flight key -> [key, tickets of calls let in, slots]"""
+    reads: dict[str, float] = field(default_factory=dict)
+    """spend key -> budget limit, for the spends the mirror wants"""
+    returns: dict[str, list[Any]] = field(default_factory=dict)
+    """bucket key -> [key, capacity, tokens given back (negative: taken more)]"""
+    leaves: dict[str, list[Any]] = field(default_factory=dict)
+    """in-flight key -> [key, tickets settled]"""
+    costs: dict[str, list[Any]] = field(default_factory=dict)
+    """spend key -> [key, seconds to keep it, USD to add]"""
+    seeds: list[tuple[str, float, float]] = field(default_factory=list)
+    seeded: list[asyncio.Future[None]] = field(default_factory=list)
+    """Who waits for each seed."""
+    admissions: list[Admission] = field(default_factory=list)
+    verdicts: list[asyncio.Future[Any]] = field(default_factory=list)
+    """Who waits for each admission's verdict."""
+    unwaited: int = 0
+    """Calls let in and settlements: what a lost batch loses."""
+
+    @property
+    def size(self) -> int:
+        return self.unwaited + len(self.seeds) + len(self.admissions)
+
+    def let_in(self, admission: Admission) -> None:
+        for key, capacity, cost in admission.takes:
+            take = self.takes.get(key)
+            if take is None:
+                self.takes[key] = [key, capacity, cost]
+            else:
+                take[1] = capacity
+                take[2] += cost
+        for key, slots in admission.flights:
+            join = self.joins.get(key)
+            if join is None:
+                self.joins[key] = [key, [admission.ticket], slots]
+            else:
+                join[1].append(admission.ticket)
+        for key, limit in admission.budgets:
+            self.reads[key] = limit
+        self.unwaited += 1
+
+    def settle(self, settlement: Settlement) -> None:
+        for key, capacity, amount in settlement.adjustments:
+            back = self.returns.get(key)
+            if back is None:
+                self.returns[key] = [key, capacity, amount]
+            else:
+                back[1] = capacity
+                back[2] += amount
+        for key in settlement.flights:
+            leave = self.leaves.get(key)
+            if leave is None:
+                self.leaves[key] = [key, [settlement.ticket]]
+            else:
+                leave[1].append(settlement.ticket)
+        if settlement.cost:
+            for key, ttl in settlement.spends:
+                cost = self.costs.get(key)
+                if cost is None:
+                    self.costs[key] = [key, ttl, settlement.cost]
+                else:
+                    cost[2] += settlement.cost
+        self.unwaited += 1
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "seeds": self.seeds,
+                "takes": list(self.takes.values()),
+                "joins": list(self.joins.values()),
+                "reads": list(self.reads),
+                "returns": list(self.returns.values()),
+                "leaves": list(self.leaves.values()),
+                "costs": list(self.costs.values()),
+                "admissions": [tuple(admission) for admission in self.admissions],
+            }
+        )
 
 
 class Mirror:
-    """What this process last heard from Redis about each limit, and what it let in since.
+    """How much more this process may let in, per limit, without waiting for Redis.
 
-    It lets a call in without waiting for Redis when no limit is near: the admission still goes to
-    Redis (taking unconditionally, so the shared state stays exact) and its answer refreshes the
-    mirror. Near a limit, or with stale knowledge, calls wait for Redis's verdict, so processes
-    overshoot a shared limit only if, between two answers, they let in more than the margin together.
+    Each answer from Redis sets a limit's room: what is left before the limit's margin (MARGIN of it),
+    at most half the margin, less what this process has let in since that batch was sent. A call every
+    limit of which has room is let in at once and takes from that room; its admission still goes to
+    Redis (taking unconditionally, so the shared state stays exact). Near a limit, or with knowledge
+    older than FRESH_SECONDS, calls wait for Redis's verdict, so processes overshoot a shared limit only
+    if, between two answers, they let in more than the margin together.
     """
 
     def __init__(self) -> None:
-        self.heard: dict[str, tuple[float, float]] = {}
-        """limit key -> (bucket level, in-flight count or spend, as Redis last said; when)"""
-        self.unheard: dict[str, float] = {}
-        """limit key -> what this process took (tokens, slots) in calls Redis has not answered yet"""
+        self.room: dict[str, list[float]] = {}
+        """limit key -> [room, level after the takes (buckets; shown in headers), when Redis said it]"""
 
     def clearly_admits(self, admission: Admission, now: float) -> tuple[float, ...] | None:
-        """The buckets' levels after the takes if no limit is near, else None."""
+        """Take from the room of every limit and give the buckets' levels, if each has room; else None."""
         fresh = now - FRESH_SECONDS
-        for key, limit in admission.budgets:
-            spent, heard = self.heard.get(key, (0.0, 0.0))
-            if heard < fresh or spent >= limit * (1 - MARGIN):
+        room = self.room
+        for key, _ in admission.budgets:
+            entry = room.get(key)
+            if entry is None or entry[2] < fresh or entry[0] <= 0:
                 return None
-        for key, slots in admission.flights:
-            count, heard = self.heard.get(key, (0.0, 0.0))
-            unheard = self.unheard.get(key, 0.0) + 1
-            if heard < fresh or count + unheard > slots * (1 - MARGIN) or unheard > slots * MARGIN / 2:
+        flights = []
+        for key, _ in admission.flights:
+            entry = room.get(key)
+            if entry is None or entry[2] < fresh or entry[0] < 1:
                 return None
+            flights.append(entry)
+        buckets = []
+        for key, _, cost in admission.takes:
+            entry = room.get(key)
+            if entry is None or entry[2] < fresh or entry[0] < cost:
+                return None
+            buckets.append(entry)
+        for entry in flights:
+            entry[0] -= 1
         levels = []
-        for key, capacity, cost in admission.takes:
-            tokens, heard = self.heard.get(key, (0.0, 0.0))
-            unheard = self.unheard.get(key, 0.0) + cost
-            level = min(capacity, tokens + (now - heard) * capacity / 60.0) - unheard
-            if heard < fresh or level < capacity * MARGIN or unheard > capacity * MARGIN / 2:
-                return None
-            levels.append(level)
+        for entry, (_, _, cost) in zip(buckets, admission.takes, strict=True):
+            entry[0] -= cost
+            entry[1] -= cost
+            levels.append(entry[1])
         return tuple(levels)
 
-    def take(self, admission: Admission, sign: int = 1) -> None:
-        """Count a call let in before Redis answered (sign -1: forget one Redis never got)."""
-        for key, _, cost in admission.takes:
-            self.unheard[key] = self.unheard.get(key, 0.0) + sign * cost
-        for key, _ in admission.flights:
-            self.unheard[key] = self.unheard.get(key, 0.0) + sign
+    def learn(self, batch: Batch, answer: list[Any], pending: Batch, now: float) -> None:
+        """Take in Redis's answer to `batch` (`pending`: what was let in since it was sent)."""
+        levels, counts, spends, verdicts = answer
+        for (key, capacity, _), level in zip(batch.takes.values(), levels or (), strict=True):
+            self._bucket(key, capacity, level, pending, now)
+        for (key, _, slots), count in zip(batch.joins.values(), counts or (), strict=True):
+            self._flight(key, slots, count, pending, now)
+        for (key, limit), spent in zip(batch.reads.items(), spends or (), strict=True):
+            self._budget(key, limit, spent, pending, now)
+        for admission, verdict in zip(batch.admissions, verdicts or (), strict=True):
+            if verdict[0] == UNSEEDED:
+                continue
+            _, _, levels, counts, spends = verdict
+            for (key, capacity, _), level in zip(admission.takes, levels, strict=False):
+                self._bucket(key, capacity, level, pending, now)
+            for (key, slots), count in zip(admission.flights, counts, strict=False):
+                self._flight(key, slots, count, pending, now)
+            for (key, limit), spent in zip(admission.budgets, spends, strict=False):
+                self._budget(key, limit, spent, pending, now)
 
-    def learn(self, admission: Admission, answer: list[Any], taken_before: bool, now: float) -> None:
-        """Take in Redis's answer to an admission (`taken_before`: one let in before it answered)."""
-        _, _, levels, counts, spends = answer
-        for (key, _, cost), level in zip(admission.takes, levels, strict=False):
-            self.heard[key] = (float(level), now)
-            if taken_before:
-                self.unheard[key] -= cost
-        for (key, _), count in zip(admission.flights, counts, strict=False):
-            self.heard[key] = (float(count), now)
-            if taken_before:
-                self.unheard[key] -= 1
-        for (key, _), spent in zip(admission.budgets, spends, strict=False):
-            self.heard[key] = (float(spent), now)
+    def _bucket(self, key: str, capacity: float, level: float, pending: Batch, now: float) -> None:
+        taken = pending.takes.get(key)
+        since = taken[2] if taken is not None else 0.0
+        margin = capacity * MARGIN
+        self.room[key] = [min(level - margin, margin / 2) - since, level - since, now]
 
-    def settle(self, settlement: Settlement) -> None:
-        for key in settlement.flights:
-            count, heard = self.heard.get(key, (1.0, 0.0))
-            self.heard[key] = (max(0.0, count - 1), heard)
-        if settlement.cost:
-            for key, _ in settlement.spends:
-                spent, heard = self.heard.get(key, (0.0, 0.0))
-                self.heard[key] = (spent + settlement.cost, heard)
+    def _flight(self, key: str, slots: float, count: float, pending: Batch, now: float) -> None:
+        joined = pending.joins.get(key)
+        since = len(joined[1]) if joined is not None else 0
+        margin = slots * MARGIN
+        self.room[key] = [min(slots - margin - count, margin / 2) - since, 0.0, now]
+
+    def _budget(self, key: str, limit: float, spent: float, pending: Batch, now: float) -> None:
+        if spent < 0:
+            self.room.pop(key, None)  # the spend left Redis: the next call waits, and seeds it
+            return
+        cost = pending.costs.get(key)
+        self.room[key] = [limit * (1 - MARGIN) - spent - (cost[2] if cost is not None else 0.0), 0.0, now]
+
+    def spend(self, settlement: Settlement) -> None:
+        """A settled call's cost comes off its budgets' room at once."""
+        for key, _ in settlement.spends:
+            entry = self.room.get(key)
+            if entry is not None:
+                entry[0] -= settlement.cost
 
 
 class RedisStore:
     def __init__(self, url: str, timeout: float = 0.25, on_failure: Callable[[], None] = lambda: None) -> None:
-        self.client: Any = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
-        )
-        self._script = self.client.register_script(_BATCH)
+        self._redis = Connection(url, timeout)
         self._on_failure = on_failure
         self._mirror = Mirror()
         self._healthy = False
-        self._pending: list[Pending] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._pending = Batch()
+        self._in_flight: Batch | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._soon = False
+        """A send is scheduled for the loop's next turn."""
+        self._drained: asyncio.Future[None] | None = None
 
     async def admit(self, admission: Admission, now: float) -> Verdict:
         now = time.time()  # the mirror keeps local time, whatever the limiter's clock says
         levels = self._mirror.clearly_admits(admission, now) if self._healthy else None
-        op = {"a": (*admission, levels is not None)}
         if levels is not None:
-            self._mirror.take(admission)
-            self._enqueue(op, admission, None)
+            self._pending.let_in(admission)
+            self._schedule(waited=False)
             return Verdict(ADMITTED, levels=levels)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(op, admission, future)
+        self._pending.admissions.append(admission)
+        self._pending.verdicts.append(future)
+        self._schedule(waited=True)
         outcome, which, levels_now, _, spends = await future
         if outcome == OVER_BUDGET:
             return Verdict(outcome, which, float(spends[which]))
@@ -228,69 +357,87 @@ class RedisStore:
         return Verdict(outcome, levels=tuple(map(float, levels_now)))
 
     async def settle(self, settlement: Settlement, now: float) -> None:
-        self._mirror.settle(settlement)
-        self._enqueue({"s": tuple(settlement)}, None, None)
+        if settlement.cost:
+            self._mirror.spend(settlement)
+        self._pending.settle(settlement)
+        self._schedule(waited=False)
 
     async def seed(self, key: str, spent: float, ttl: float) -> None:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue({"d": [key, spent, ttl]}, None, future)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.seeds.append((key, spent, ttl))
+        self._pending.seeded.append(future)
+        self._schedule(waited=True)
         await future
 
-    def _enqueue(self, op: dict[str, Any], admission: Admission | None, future: asyncio.Future[Any] | None) -> None:
-        self._pending.append((op, admission, future))
-        if self._sender is not None:
-            return  # the batch being sent takes this one too, once Redis has answered
-        if future is not None or len(self._pending) >= MAX_BATCH:
-            self._start()
+    def _schedule(self, waited: bool) -> None:
+        if self._in_flight is not None:
+            return  # the answer to the batch in flight sends this one
+        if waited or self._pending.size >= MAX_BATCH:
+            if not self._soon:  # on the loop's next turn, so every request of this turn joins the batch
+                self._soon = True
+                asyncio.get_running_loop().call_soon(self._send)
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(UNWAITED_DELAY, self._start)
+            self._timer = asyncio.get_running_loop().call_later(UNWAITED_DELAY, self._send)
 
-    def _start(self) -> None:
+    def _send(self) -> None:
+        self._soon = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._sender is None and self._pending:
-            # It starts on the loop's next turn, so every request arriving in this turn joins the batch.
-            self._sender = asyncio.get_running_loop().create_task(self._send())
+        if self._in_flight is not None or not self._pending.size:
+            return
+        batch, self._pending = self._pending, Batch()
+        self._in_flight = batch
+        ops = batch.encode()
+        self._redis.send(
+            command("EVALSHA", _SHA, 0, ops, PREFIX, STALE_FLIGHT_SECONDS),
+            lambda reply: self._answered(batch, ops, reply),
+        )
 
-    async def _send(self) -> None:
+    def _answered(self, batch: Batch, ops: bytes, reply: Any) -> None:
+        if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+            # Redis lost its script cache (a restart, SCRIPT FLUSH): EVAL sends the script and caches it
+            self._redis.send(
+                command("EVAL", _SCRIPT, 0, ops, PREFIX, STALE_FLIGHT_SECONDS),
+                lambda reply: self._answered(batch, ops, reply),
+            )
+            return
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    ops = orjson.dumps([op for op, _, _ in batch])
-                    answers = orjson.loads(await self._script(args=[ops, PREFIX, STALE_FLIGHT_SECONDS]))
-                except Exception as exc:
-                    self._healthy = False
-                    self._fail(batch, exc)
-                    continue
-                self._healthy = True
-                now = time.time()
-                for (_, admission, future), answer in zip(batch, answers, strict=True):
-                    if admission is not None and answer[0] != UNSEEDED:
-                        self._mirror.learn(admission, answer, future is None, now)
-                    if future is not None and not future.done():
-                        future.set_result(answer)
+            if isinstance(reply, Exception):
+                self._fail(batch, reply)
+            else:
+                self._apply(batch, reply)
         finally:
-            self._sender = None
+            self._in_flight = None
+        if self._pending.size:
+            self._send()
+        elif self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
-    def _fail(
-        self, batch: list[Pending], exc: Exception
-    ) -> None:
-        unwaited = 0
-        for _, admission, future in batch:
-            if future is None:
-                unwaited += 1
-                if admission is not None:
-                    self._mirror.take(admission, -1)
-            elif not future.done():
+    def _apply(self, batch: Batch, reply: bytes) -> None:
+        self._healthy = True
+        now = time.time()
+        answer = orjson.loads(reply)
+        self._mirror.learn(batch, answer, self._pending, now)
+        for seeded in batch.seeded:
+            if not seeded.done():
+                seeded.set_result(None)
+        for future, verdict in zip(batch.verdicts, answer[3] or (), strict=True):
+            if not future.done():
+                future.set_result(verdict)
+
+    def _fail(self, batch: Batch, exc: Exception) -> None:
+        self._healthy = False
+        for future in (*batch.seeded, *batch.verdicts):
+            if not future.done():
                 future.set_exception(exc)
-        if unwaited:  # calls already let in and settlements, which nobody waits for: count and log the loss
+        if batch.unwaited:  # calls already let in and settlements, which nobody waits for: count and log the loss
             self._on_failure()
-            log.warning("limit store unavailable; %d updates lost (%s: %s)", unwaited, type(exc).__name__, exc)
+            log.warning("limit store unavailable; %d updates lost (%s: %s)", batch.unwaited, type(exc).__name__, exc)
 
     async def close(self) -> None:
-        self._start()
-        if self._sender is not None:
-            await asyncio.wait([self._sender], timeout=2)
-        await self.client.aclose()
+        self._send()
+        if self._in_flight is not None:
+            self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.wait([self._drained], timeout=2)
+        await self._redis.close()

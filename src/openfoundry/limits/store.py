@@ -69,14 +69,10 @@ class LimitStore(Protocol):
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}
-        """key -> (tokens, when)"""
+        self._buckets: dict[str, list[float]] = {}
+        """key -> [tokens, when]: updated in place, as this runs on every limited call"""
         self._flight: dict[str, set[str]] = {}
         self._spent: dict[str, float] = {}
-
-    def _level(self, key: str, capacity: float, now: float) -> float:
-        state = self._buckets.get(key)
-        return capacity if state is None else min(capacity, state[0] + (now - state[1]) * capacity / 60.0)
 
     async def admit(self, admission: Admission, now: float) -> Verdict:
         spent = self._spent
@@ -91,27 +87,55 @@ class MemoryStore:
             tickets = flight.get(key)
             if tickets is not None and len(tickets) >= slots:
                 return Verdict(TOO_MANY_IN_FLIGHT, which)
-        levels = [self._level(key, capacity, now) for key, capacity, _ in admission.takes]
-        for level, (_, _, cost) in zip(levels, admission.takes, strict=True):
+        buckets = self._buckets
+        states = []
+        levels = []
+        admitted = True
+        for key, capacity, cost in admission.takes:
+            state = buckets.get(key)
+            if state is None:
+                state = buckets[key] = [capacity, now]
+            level = state[0] + (now - state[1]) * capacity / 60.0
+            if level > capacity:
+                level = capacity
             if level < cost:
-                return Verdict(RATE_LIMITED, levels=tuple(levels))
+                admitted = False
+            states.append(state)
+            levels.append(level)
+        if not admitted:
+            return Verdict(RATE_LIMITED, levels=tuple(levels))
         for key, _ in admission.flights:
-            flight.setdefault(key, set()).add(admission.ticket)
-        for index, (key, _, cost) in enumerate(admission.takes):
-            levels[index] -= cost
-            self._buckets[key] = (levels[index], now)
-        return Verdict(ADMITTED, levels=tuple(levels))
+            tickets = flight.get(key)
+            if tickets is None:
+                flight[key] = {admission.ticket}
+            else:
+                tickets.add(admission.ticket)
+        after = []
+        for state, level, (_, _, cost) in zip(states, levels, admission.takes, strict=True):
+            state[0] = level - cost
+            state[1] = now
+            after.append(level - cost)
+        return Verdict(ADMITTED, levels=tuple(after))
 
     async def settle(self, settlement: Settlement, now: float) -> None:
+        buckets = self._buckets
         for key, capacity, amount in settlement.adjustments:
-            self._buckets[key] = (min(capacity, self._level(key, capacity, now) + amount), now)
+            state = buckets.get(key)
+            if state is None:
+                state = buckets[key] = [capacity, now]
+            level = state[0] + (now - state[1]) * capacity / 60.0
+            level = (capacity if level > capacity else level) + amount
+            state[0] = capacity if level > capacity else level
+            state[1] = now
+        flight = self._flight
         for key in settlement.flights:
-            tickets = self._flight.get(key)
+            tickets = flight.get(key)
             if tickets is not None:
                 tickets.discard(settlement.ticket)
         if settlement.cost:
+            spent = self._spent
             for key, _ in settlement.spends:
-                self._spent[key] = self._spent.get(key, 0.0) + settlement.cost
+                spent[key] = spent.get(key, 0.0) + settlement.cost
 
     async def seed(self, key: str, spent: float, ttl: float) -> None:
         self._spent.setdefault(key, spent)

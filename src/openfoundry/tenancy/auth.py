@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from openfoundry.errors import Forbidden, Unauthorized
-from openfoundry.tenancy.keys import KeyRing, expired
+from openfoundry.tenancy.keys import KeyRecord, KeyRing, expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,8 @@ class Authenticator:
     def __init__(self, admin_key: str | None, keys: KeyRing) -> None:
         self._admin_key = admin_key.encode() if admin_key else None
         self._keys = keys
+        self._principals: dict[str, tuple[KeyRecord, Principal]] = {}
+        """key id -> (its record, its principal), made once per version of the record"""
 
     @property
     def open(self) -> bool:
@@ -87,7 +89,13 @@ class Authenticator:
             return None
         if expired(record):
             raise Unauthorized("this API key has expired", code="expired_api_key")
-        return Principal(False, record.project, record.id, record.deployments)
+        known = self._principals.get(record.id)
+        if known is None or known[0] is not record:
+            if len(self._principals) > 100_000:
+                self._principals.clear()
+            principal = Principal(False, record.project, record.id, record.deployments)
+            known = self._principals[record.id] = (record, principal)
+        return known[1]
 
     @staticmethod
     def _check_local(headers: Mapping[str, str]) -> None:
