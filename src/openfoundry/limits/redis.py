@@ -45,6 +45,7 @@ local P, STALE = ARGV[2], tonumber(ARGV[3])
 local batch = cjson.decode(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local NOW = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))  -- Lua numbers are slow to pass as arguments
 
 local function level(key, capacity)
   local state = redis.call('HMGET', P .. key, 't', 'ts')
@@ -54,7 +55,7 @@ local function level(key, capacity)
 end
 
 local function store_level(key, tokens)
-  redis.call('HSET', P .. key, 't', tostring(tokens), 'ts', tostring(now))
+  redis.call('HSET', P .. key, 't', tostring(tokens), 'ts', NOW)
   redis.call('EXPIRE', P .. key, 120)
 end
 
@@ -65,7 +66,7 @@ local function join(key, tickets)
   for first = 1, #tickets, 1000 do
     local members = {}
     for i = first, math.min(#tickets, first + 999) do
-      members[#members + 1] = now
+      members[#members + 1] = NOW
       members[#members + 1] = tickets[i]
     end
     redis.call('ZADD', key, unpack(members))
@@ -113,15 +114,22 @@ for _, s in ipairs(batch.seeds) do
   end
 end
 
+-- a bucket both taken from and given back to is read and written once
+local buckets = {}
+local function bucket(key, capacity)
+  if buckets[key] == nil then buckets[key] = level(key, capacity) end
+  return buckets[key]
+end
 local levels, counts, spends = {}, {}, {}
 for i, b in ipairs(batch.takes) do
-  levels[i] = level(b[1], b[2]) - b[3]
-  store_level(b[1], levels[i])
+  levels[i] = bucket(b[1], b[2]) - b[3]
+  buckets[b[1]] = levels[i]
 end
 for i, f in ipairs(batch.joins) do counts[i] = join(f[1], f[2]) end
 for i, key in ipairs(batch.reads) do spends[i] = tonumber(redis.call('GET', P .. key) or '-1') end
 
-for _, r in ipairs(batch.returns) do store_level(r[1], math.min(r[2], level(r[1], r[2]) + r[3])) end
+for _, r in ipairs(batch.returns) do buckets[r[1]] = math.min(r[2], bucket(r[1], r[2]) + r[3]) end
+for key, tokens in pairs(buckets) do store_level(key, tokens) end
 for _, f in ipairs(batch.leaves) do leave(f[1], f[2]) end
 for _, c in ipairs(batch.costs) do
   redis.call('INCRBYFLOAT', P .. c[1], string.format('%.17g', c[3]))
@@ -410,7 +418,8 @@ class RedisStore:
         finally:
             self._in_flight = None
         if self._pending.size:
-            self._send()
+            pending = self._pending
+            self._schedule(waited=bool(pending.admissions or pending.seeds) or self._drained is not None)
         elif self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
