@@ -9,7 +9,7 @@ A batch adds many files at once; its status and counts are those of the files it
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from pydantic import Field, field_validator
+from pydantic import Field
 from starlette.responses import Response
 
 from openfoundry.agents.chunking import Chunking, parse_chunking
@@ -17,10 +17,9 @@ from openfoundry.agents.ingest import Ingestor
 from openfoundry.api.files import list_page
 from openfoundry.api.vector_stores import (
     POLL_AFTER_MS,
+    Attributes,
     Open,
-    Scalar,
     StoreFileIn,
-    checked_pairs,
     owned_store,
     store_file_object,
 )
@@ -36,13 +35,8 @@ MAX_FILES = 2000
 class BatchIn(Open):
     file_ids: list[str] | None = Field(None, max_length=MAX_FILES)
     files: list[StoreFileIn] | None = Field(None, max_length=MAX_FILES)
-    attributes: dict[str, Scalar] | None = None
+    attributes: Attributes = None
     chunking_strategy: dict[str, Any] | None = None
-
-    @field_validator("attributes")
-    @classmethod
-    def check_attributes(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return checked_pairs(value, "attributes")
 
     def entries(self) -> list[tuple[str, dict[str, Any] | None, Chunking]]:
         """(file id, attributes, chunking) per file: `files` carry their own, `file_ids` share the batch's."""

@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from openfoundry.agents.chunking import parse_chunking
@@ -45,6 +45,10 @@ def checked_pairs(value: dict[str, Any] | None, what: str) -> dict[str, Any] | N
     return value
 
 
+Metadata = Annotated[dict[str, str] | None, AfterValidator(lambda value: checked_pairs(value, "metadata"))]
+Attributes = Annotated[dict[str, Scalar] | None, AfterValidator(lambda value: checked_pairs(value, "attributes"))]
+
+
 class ExpiresAfter(Open):
     anchor: Literal["last_active_at"]
     days: int = Field(ge=1, le=365)
@@ -55,44 +59,24 @@ class StoreIn(Open):
     description: str | None = Field(None, max_length=4096)
     file_ids: list[str] = Field(default_factory=list, max_length=500)
     chunking_strategy: dict[str, Any] | None = None
-    metadata: dict[str, str] | None = None
+    metadata: Metadata = None
     expires_after: ExpiresAfter | None = None
-
-    @field_validator("metadata")
-    @classmethod
-    def check_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return checked_pairs(value, "metadata")
 
 
 class StorePatch(Open):
     name: str | None = Field(None, max_length=1024)
-    metadata: dict[str, str] | None = None
+    metadata: Metadata = None
     expires_after: ExpiresAfter | None = None
-
-    @field_validator("metadata")
-    @classmethod
-    def check_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return checked_pairs(value, "metadata")
 
 
 class StoreFileIn(Open):
     file_id: str
-    attributes: dict[str, Scalar] | None = None
+    attributes: Attributes = None
     chunking_strategy: dict[str, Any] | None = None
-
-    @field_validator("attributes")
-    @classmethod
-    def check_attributes(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return checked_pairs(value, "attributes")
 
 
 class AttributesIn(Open):
-    attributes: dict[str, Scalar] | None
-
-    @field_validator("attributes")
-    @classmethod
-    def check_attributes(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return checked_pairs(value, "attributes")
+    attributes: Attributes
 
 
 class SearchIn(Open):
