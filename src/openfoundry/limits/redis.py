@@ -155,6 +155,16 @@ MAX_BATCH = 256
 """Operations in a batch past which it goes without waiting for company."""
 
 
+def _add_up(table: dict[str, list[Any]], key: str, setting: float, amount: float) -> None:
+    """`table[key]` becomes [key, setting (the latest), sum of the amounts]."""
+    entry = table.get(key)
+    if entry is None:
+        table[key] = [key, setting, amount]
+    else:
+        entry[1] = setting
+        entry[2] += amount
+
+
 @dataclass(slots=True)
 class Batch:
     """What a process has pending for Redis. Calls already let in and settlements add up per limit
@@ -188,12 +198,7 @@ class Batch:
 
     def let_in(self, admission: Admission) -> None:
         for key, capacity, cost in admission.takes:
-            take = self.takes.get(key)
-            if take is None:
-                self.takes[key] = [key, capacity, cost]
-            else:
-                take[1] = capacity
-                take[2] += cost
+            _add_up(self.takes, key, capacity, cost)
         for key, slots in admission.flights:
             join = self.joins.get(key)
             if join is None:
@@ -206,12 +211,7 @@ class Batch:
 
     def settle(self, settlement: Settlement) -> None:
         for key, capacity, amount in settlement.adjustments:
-            back = self.returns.get(key)
-            if back is None:
-                self.returns[key] = [key, capacity, amount]
-            else:
-                back[1] = capacity
-                back[2] += amount
+            _add_up(self.returns, key, capacity, amount)
         for key in settlement.flights:
             leave = self.leaves.get(key)
             if leave is None:
@@ -220,11 +220,7 @@ class Batch:
                 leave[1].append(settlement.ticket)
         if settlement.cost:
             for key, ttl in settlement.spends:
-                cost = self.costs.get(key)
-                if cost is None:
-                    self.costs[key] = [key, ttl, settlement.cost]
-                else:
-                    cost[2] += settlement.cost
+                _add_up(self.costs, key, ttl, settlement.cost)
         self.unwaited += 1
 
     def encode(self) -> bytes:
