@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import uuid
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as redis
 
-from openfoundry.limits.redis import RedisStore
+from openfoundry.limits import redis as limits_redis
+from openfoundry.limits.redis import PROCESS_STALE_SECONDS, RedisStore
 from openfoundry.limits.store import (
     ADMITTED,
     OVER_BUDGET,
@@ -40,7 +42,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[LimitStore]:
 
 
 def takes(*items: tuple[str, float, float]) -> Admission:
-    return Admission(uuid.uuid4().hex, (), (), items)
+    return Admission((), (), items)
 
 
 async def test_takes_all_or_nothing(store: LimitStore) -> None:
@@ -55,45 +57,44 @@ async def test_takes_all_or_nothing(store: LimitStore) -> None:
 
 async def test_settling_gives_back_and_takes_more_tokens(store: LimitStore) -> None:
     await store.admit(takes(("t", 1000, 900)), 1000.0)
-    await store.settle(Settlement("x", (("t", 1000, 850),), (), (), 0.0), 1000.0)  # estimated 900, used 50
+    await store.settle(Settlement((("t", 1000, 850),), (), (), 0.0), 1000.0)  # estimated 900, used 50
     verdict = await store.admit(takes(("t", 1000, 900)), 1000.0)
     assert verdict.outcome == ADMITTED and 45 <= verdict.levels[0] <= 60
-    await store.settle(Settlement("y", (("t", 1000, -100),), (), (), 0.0), 1000.0)  # used more than estimated
+    await store.settle(Settlement((("t", 1000, -100),), (), (), 0.0), 1000.0)  # used more than estimated
     assert (await store.admit(takes(("t", 1000, 1)), 1000.0)).outcome == RATE_LIMITED
 
 
 async def test_concurrency_slots(store: LimitStore) -> None:
-    def enter(ticket: str) -> Admission:
-        return Admission(ticket, (), (("other", 5), ("c", 2)), ())
-
-    assert (await store.admit(enter("one"), 1000.0)).outcome == ADMITTED
-    assert (await store.admit(enter("two"), 1000.0)).outcome == ADMITTED
-    refused = await store.admit(enter("three"), 1000.0)
+    enter = Admission((), (("other", 5), ("c", 2)), ())
+    assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
+    assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
+    refused = await store.admit(enter, 1000.0)
     assert (refused.outcome, refused.which) == (TOO_MANY_IN_FLIGHT, 1)
-    await store.settle(Settlement("one", (), ("other", "c"), (), 0.0), 1000.0)
-    assert (await store.admit(enter("three"), 1000.0)).outcome == ADMITTED
+    await store.settle(Settlement((), ("other", "c"), (), 0.0), 1000.0)
+    assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
+    assert (await store.admit(enter, 1000.0)).outcome == TOO_MANY_IN_FLIGHT
 
 
 async def test_budget_spend_starts_from_the_database_figure(store: LimitStore) -> None:
-    spend = Admission("a", (("free", 100.0), ("s", 3.0)), (), ())
+    spend = Admission((("free", 100.0), ("s", 3.0)), (), ())
     await store.seed("free", 0.0, 3600)
     unseeded = await store.admit(spend, 1000.0)
     assert (unseeded.outcome, unseeded.which) == (UNSEEDED, 1)
     await store.seed("s", 2.5, 3600)
     await store.seed("s", 0.0, 3600)  # a second seed (another process's) does not reset it
     assert (await store.admit(spend, 1000.0)).outcome == ADMITTED
-    await store.settle(Settlement("a", (), (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
+    await store.settle(Settlement((), (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
     assert (await store.admit(spend, 1000.0)).outcome == ADMITTED
-    await store.settle(Settlement("b", (), (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
+    await store.settle(Settlement((), (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
     over = await store.admit(spend, 1000.0)
     assert (over.outcome, over.which, over.spent) == (OVER_BUDGET, 1, pytest.approx(3.0))
 
 
 async def test_a_refusal_takes_nothing(store: LimitStore) -> None:
     await store.seed("spent", 5.0, 3600)
-    over = Admission("x", (("spent", 1.0),), (("slots", 1),), (("r", 10, 1),))
+    over = Admission((("spent", 1.0),), (("slots", 1),), (("r", 10, 1),))
     assert (await store.admit(over, 1000.0)).outcome == OVER_BUDGET
-    verdict = await store.admit(Admission("y", (), (("slots", 1),), (("r", 10, 1),)), 1000.0)
+    verdict = await store.admit(Admission((), (("slots", 1),), (("r", 10, 1),)), 1000.0)
     assert verdict.outcome == ADMITTED and round(verdict.levels[0]) == 9
 
 
@@ -141,20 +142,18 @@ async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_d
 async def test_calls_let_in_and_settled_in_one_batch_add_up_exactly(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
 
-    def call(ticket: str) -> Admission:
-        return Admission(ticket, (), (("slots", 1000),), (("calls", 1000, 1), ("tokens", 100_000, 100)))
-
-    assert (await store.admit(call("first"), 0.0)).outcome == ADMITTED  # waits: nothing heard yet
-    for number in range(50):
-        assert (await store.admit(call(f"t{number}"), 0.0)).outcome == ADMITTED
-    for number in range(20):  # each used 40 of its 100 estimated tokens
-        await store.settle(Settlement(f"t{number}", (("tokens", 100_000, 60),), ("slots",), (), 0.0), 0.0)
+    call = Admission((), (("slots", 1000),), (("calls", 1000, 1), ("tokens", 100_000, 100)))
+    assert (await store.admit(call, 0.0)).outcome == ADMITTED  # waits: nothing heard yet
+    for _ in range(50):
+        assert (await store.admit(call, 0.0)).outcome == ADMITTED
+    for _ in range(20):  # each used 40 of its 100 estimated tokens
+        await store.settle(Settlement((("tokens", 100_000, 60),), ("slots",), (), 0.0), 0.0)
     await store.close()
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
-    in_flight = {ticket.decode() for ticket in await client.zrange("foundry:slots", 0, -1)}
+    in_flight = await client.hvals("foundry:slots")
     await client.aclose()
-    assert in_flight == {"first"} | {f"t{number}" for number in range(20, 50)}
-    seen = await shared_stores[1].admit(Admission("probe", (), (), (("calls", 1000, 0), ("tokens", 100_000, 0))), 0.0)
+    assert in_flight == [b"31"]  # this process's count: the first call and the 30 not settled
+    seen = await shared_stores[1].admit(Admission((), (), (("calls", 1000, 0), ("tokens", 100_000, 0))), 0.0)
     calls, tokens = seen.levels  # exact, but for what the buckets refill meanwhile (a second's worth at most)
     assert 949 <= calls < 949 + 1000 / 60 and 96_100 <= tokens < 96_100 + 100_000 / 60
 
@@ -167,3 +166,66 @@ async def test_the_script_is_sent_again_when_redis_has_forgotten_it(shared_store
     await client.aclose()
     verdict = await store.admit(takes(("x", 10, 9.5)), 0.0)  # near the limit: waits for Redis's verdict
     assert verdict.outcome == RATE_LIMITED and round(verdict.levels[0]) == 9
+
+
+async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_dead_process_s_calls_in_flight_stop_counting(shared_stores: list[RedisStore]) -> None:
+    holder, other = shared_stores
+    enter = Admission((), (("pair", 2),), ())
+    for _ in range(2):
+        assert (await holder.admit(enter, 0.0)).outcome == ADMITTED
+    assert (await other.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
+    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    [holder_id, _] = await client.zrange("foundry:processes", 0, -1)  # by time: the holder spoke first
+    await client.zadd("foundry:processes", {holder_id: time.time() - PROCESS_STALE_SECONDS - 1})  # silent: dead
+    assert (await other.admit(enter, 0.0)).outcome == ADMITTED
+    assert await client.hgetall("foundry:pair") == {(await client.zrange("foundry:processes", 0, -1))[0]: b"1"}
+    await client.aclose()
+
+
+async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
+    shared_stores: list[RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits_redis, "HEARTBEAT_SECONDS", 0.02)
+    holder, other = shared_stores
+    enter = Admission((), (("pair", 2),), ())
+    for _ in range(2):
+        assert (await holder.admit(enter, 0.0)).outcome == ADMITTED
+    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    [holder_id] = await client.zrange("foundry:processes", 0, -1)
+    silent_since = time.time() - PROCESS_STALE_SECONDS - 1
+    await client.zadd("foundry:processes", {holder_id: silent_since})
+    await client.delete("foundry:pair")  # as if another process had taken it for dead
+
+    async def told_again() -> bool:
+        score = await client.zscore("foundry:processes", holder_id)
+        return score is not None and score > silent_since and await client.hget("foundry:pair", holder_id) == b"2"
+
+    await until(told_again)  # with no call at all, only its heartbeat speaks
+    assert (await other.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
+    await holder.settle(Settlement((), ("pair",), (), 0.0), 0.0)
+
+    async def one_left() -> bool:
+        return await client.hget("foundry:pair", holder_id) == b"1"
+
+    await until(one_left)
+    assert (await other.admit(enter, 0.0)).outcome == ADMITTED
+    await client.aclose()
+
+
+async def test_a_call_admitted_after_its_caller_left_does_not_hold_a_slot(shared_stores: list[RedisStore]) -> None:
+    store = shared_stores[0]
+    enter = Admission((), (("single", 1),), ())
+    abandoned = asyncio.create_task(store.admit(enter, 0.0))
+    await asyncio.sleep(0)  # one turn of the loop: the admission is queued for Redis
+    abandoned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    assert (await store.admit(enter, 0.0)).outcome == ADMITTED  # Redis let the abandoned call in, then forgot it
+    assert (await store.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT

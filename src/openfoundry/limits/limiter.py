@@ -192,7 +192,7 @@ class Limiter:
         now = time.time()
         takes = plan.takes(estimate)
         spends = plan.spend_keys(now)
-        admission = Admission(ticket.id, plan.budget_limits, plan.flights, takes)
+        admission = Admission(plan.budget_limits, plan.flights, takes)
         try:
             verdict = await self.store.admit(admission, now)
             while verdict.outcome == UNSEEDED:
@@ -215,15 +215,17 @@ class Limiter:
         return ticket
 
     async def settle(self, ticket: Ticket, used_tokens: int | None, cost: float) -> None:
-        """Reconcile the token estimate, leave the concurrency slots and add the cost to the budgets."""
+        """Reconcile the token estimate, leave the concurrency slots and add the cost to the budgets
+        (once: settling a ticket again does nothing)."""
         plan = ticket.plan
         if plan is None:
             return
+        ticket.plan = None
         adjustments: tuple[Take, ...] = ()
         if used_tokens is not None and used_tokens != ticket.estimate:
             back = ticket.estimate - used_tokens
             adjustments = tuple([(key, capacity, back) for key, capacity in plan.token_buckets])
-        settlement = Settlement(ticket.id, adjustments, plan.flight_keys, ticket.spends, cost)
+        settlement = Settlement(adjustments, plan.flight_keys, ticket.spends, cost)
         try:
             await self.store.settle(settlement, time.time())
         except Exception as exc:

@@ -4,8 +4,11 @@ Everything a process has pending goes to Redis as one script run (a `Batch`, app
 under load one round trip serves many requests, and one batch is in flight at a time, so a
 settlement is always applied before any later admission from the same process. While no limit is
 near, a call does not even wait for that round trip (see `Mirror`), and the calls let in that way add
-up per limit inside the batch, so Redis's work per batch barely grows with the number of calls. Time
-comes from Redis (TIME), so processes on different hosts agree. Calls have short timeouts; the
+up per limit inside the batch, so Redis's work per batch barely grows with the number of calls. Calls
+in flight are counted per process: each process tells Redis its own count per concurrency limit (not
+one entry per call), and while it has calls in flight it says so at least every HEARTBEAT_SECONDS; a
+process silent for PROCESS_STALE_SECONDS has died, and its calls stop counting. Time comes from Redis
+(TIME), so processes on different hosts agree. Calls have short timeouts; the
 limiter decides what a failure means (storage.redis_policy).
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +30,6 @@ from openfoundry.limits.store import (
     ADMITTED,
     OVER_BUDGET,
     RATE_LIMITED,
-    STALE_FLIGHT_SECONDS,
     UNSEEDED,
     Admission,
     Settlement,
@@ -37,11 +40,13 @@ log = logging.getLogger("openfoundry")
 PREFIX = "foundry:"
 
 # ARGV[1] is a `Batch` as JSON (see Batch.encode), applied in this order: seeds; the calls already let
-# in (every take, flight join and spend read added up per limit); settlements; then the admissions
-# that wait for a verdict, one by one. The answer: [levels, in-flight counts and spends after the
-# calls let in (-1: a spend not in Redis), [per admission: outcome, which, levels, counts, spends]].
+# in and settled (every take and spend read added up per limit, and this process's new in-flight counts);
+# then the admissions that wait for a verdict, one by one. The answer: [levels, in-flight counts and
+# spends after the calls let in (-1: a spend not in Redis), [per admission: outcome, which, levels,
+# counts, spends]].
 _SCRIPT = """
-local P, STALE = ARGV[2], tonumber(ARGV[3])
+local P, PROCESS, STALE = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local PROCESSES = P .. 'processes'
 local batch = cjson.decode(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -59,29 +64,37 @@ local function store_level(key, tokens)
   redis.call('EXPIRE', P .. key, 120)
 end
 
--- (unpack passes at most a few thousand values, so long lists of tickets go in chunks)
-local function join(key, tickets)
-  key = P .. key
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - STALE)
-  for first = 1, #tickets, 1000 do
-    local members = {}
-    for i = first, math.min(#tickets, first + 999) do
-      members[#members + 1] = NOW
-      members[#members + 1] = tickets[i]
+-- Calls in flight are counted per process: an in-flight hash maps each process to its count, which
+-- that process sets. A process not heard from in STALE seconds has died and its counts no longer count
+-- (a live one sends its counts at least every few seconds while it has calls in flight).
+redis.call('ZADD', PROCESSES, NOW, PROCESS)
+redis.call('ZREMRANGEBYSCORE', PROCESSES, '-inf', now - STALE)
+local alive = {[PROCESS] = true}
+local function in_flight(key)
+  local fields = redis.call('HGETALL', P .. key)
+  local total = 0
+  for i = 1, #fields, 2 do
+    local process = fields[i]
+    if alive[process] == nil then alive[process] = redis.call('ZSCORE', PROCESSES, process) ~= false end
+    if alive[process] then
+      total = total + tonumber(fields[i + 1])
+    else
+      redis.call('HDEL', P .. key, process)
     end
-    redis.call('ZADD', key, unpack(members))
   end
-  redis.call('EXPIRE', key, STALE)
-  return redis.call('ZCARD', key)
+  return total
 end
 
-local function leave(key, tickets)
-  for first = 1, #tickets, 1000 do
-    redis.call('ZREM', P .. key, unpack(tickets, first, math.min(#tickets, first + 999)))
+local function fly(key, count)
+  if count > 0 then
+    redis.call('HSET', P .. key, PROCESS, count)
+    redis.call('EXPIRE', P .. key, STALE)
+  else
+    redis.call('HDEL', P .. key, PROCESS)
   end
 end
 
-local function admit(ticket, budgets, flights, takes)
+local function admit(budgets, flights, takes)
   local outcome, which, spends, counts, levels = 0, 0, {}, {}, {}
   for i, b in ipairs(budgets) do
     local spent = redis.call('GET', P .. b[1])
@@ -90,8 +103,7 @@ local function admit(ticket, budgets, flights, takes)
     if outcome == 0 and spends[i] >= b[2] then outcome, which = 1, i - 1 end
   end
   for i, f in ipairs(flights) do
-    redis.call('ZREMRANGEBYSCORE', P .. f[1], '-inf', now - STALE)
-    counts[i] = redis.call('ZCARD', P .. f[1])
+    counts[i] = in_flight(f[1])
     if outcome == 0 and counts[i] >= f[2] then outcome, which = 2, i - 1 end
   end
   for i, take in ipairs(takes) do
@@ -99,7 +111,11 @@ local function admit(ticket, budgets, flights, takes)
     if outcome == 0 and levels[i] < take[3] then outcome = 3 end
   end
   if outcome == 0 then
-    for i, f in ipairs(flights) do counts[i] = join(f[1], {ticket}) end
+    for i, f in ipairs(flights) do
+      redis.call('HINCRBY', P .. f[1], PROCESS, 1)
+      redis.call('EXPIRE', P .. f[1], STALE)
+      counts[i] = counts[i] + 1
+    end
     for i, take in ipairs(takes) do
       levels[i] = levels[i] - take[3]
       store_level(take[1], levels[i])
@@ -125,12 +141,14 @@ for i, b in ipairs(batch.takes) do
   levels[i] = bucket(b[1], b[2]) - b[3]
   buckets[b[1]] = levels[i]
 end
-for i, f in ipairs(batch.joins) do counts[i] = join(f[1], f[2]) end
+for i, f in ipairs(batch.flights) do
+  fly(f[1], f[2])
+  counts[i] = in_flight(f[1])
+end
 for i, key in ipairs(batch.reads) do spends[i] = tonumber(redis.call('GET', P .. key) or '-1') end
 
 for _, r in ipairs(batch.returns) do buckets[r[1]] = math.min(r[2], bucket(r[1], r[2]) + r[3]) end
 for key, tokens in pairs(buckets) do store_level(key, tokens) end
-for _, f in ipairs(batch.leaves) do leave(f[1], f[2]) end
 for _, c in ipairs(batch.costs) do
   redis.call('INCRBYFLOAT', P .. c[1], string.format('%.17g', c[3]))
   redis.call('EXPIRE', P .. c[1], math.ceil(c[2]))
@@ -153,6 +171,10 @@ UNWAITED_DELAY = 0.002
 that at low load a call costs Redis about one script run, not two."""
 MAX_BATCH = 256
 """Operations in a batch past which it goes without waiting for company."""
+PROCESS_STALE_SECONDS = 30
+"""A process not heard from in this long has died: its calls in flight no longer count."""
+HEARTBEAT_SECONDS = 5.0
+"""How often a process with calls in flight sends its counts, to show it is alive."""
 
 
 def _add_up(table: dict[str, list[Any]], key: str, setting: float, amount: float) -> None:
@@ -173,14 +195,12 @@ class Batch:
 
     takes: dict[str, list[Any]] = field(default_factory=dict)
     """bucket key -> [key, capacity, tokens taken by calls let in]"""
-    joins: dict[str, list[Any]] = field(default_factory=dict)
-    """in-flight key -> [key, tickets of calls let in, slots]"""
+    flights: dict[str, int] = field(default_factory=dict)
+    """in-flight key -> calls let in, for every key whose count in this process changed"""
     reads: dict[str, float] = field(default_factory=dict)
     """spend key -> budget limit, for the spends the mirror wants"""
     returns: dict[str, list[Any]] = field(default_factory=dict)
     """bucket key -> [key, capacity, tokens given back (negative: taken more)]"""
-    leaves: dict[str, list[Any]] = field(default_factory=dict)
-    """in-flight key -> [key, tickets settled]"""
     costs: dict[str, list[Any]] = field(default_factory=dict)
     """spend key -> [key, seconds to keep it, USD to add]"""
     seeds: list[tuple[str, float, float]] = field(default_factory=list)
@@ -194,48 +214,55 @@ class Batch:
 
     @property
     def size(self) -> int:
-        return self.unwaited + len(self.seeds) + len(self.admissions)
+        return self.unwaited + len(self.seeds) + len(self.admissions) + len(self.flights)
 
-    def let_in(self, admission: Admission) -> None:
+    def let_in(self, admission: Admission, flying: dict[str, list[int]]) -> None:
+        """Add up a call let in without waiting; `flying` (the process's in-flight counts) counts it."""
         for key, capacity, cost in admission.takes:
             _add_up(self.takes, key, capacity, cost)
+        flights = self.flights
         for key, slots in admission.flights:
-            join = self.joins.get(key)
-            if join is None:
-                self.joins[key] = [key, [admission.ticket], slots]
-            else:
-                join[1].append(admission.ticket)
+            flights[key] = flights.get(key, 0) + 1
+            _fly(flying, key, slots)
         for key, limit in admission.budgets:
             self.reads[key] = limit
         self.unwaited += 1
 
-    def settle(self, settlement: Settlement) -> None:
+    def settle(self, settlement: Settlement, flying: dict[str, list[int]]) -> None:
         for key, capacity, amount in settlement.adjustments:
             _add_up(self.returns, key, capacity, amount)
+        flights = self.flights
         for key in settlement.flights:
-            leave = self.leaves.get(key)
-            if leave is None:
-                self.leaves[key] = [key, [settlement.ticket]]
-            else:
-                leave[1].append(settlement.ticket)
+            flying[key][0] -= 1
+            if key not in flights:
+                flights[key] = 0
         if settlement.cost:
             for key, ttl in settlement.spends:
                 _add_up(self.costs, key, ttl, settlement.cost)
         self.unwaited += 1
 
-    def encode(self) -> bytes:
+    def encode(self, flying: dict[str, list[int]]) -> bytes:
         return orjson.dumps(
             {
                 "seeds": self.seeds,
                 "takes": list(self.takes.values()),
-                "joins": list(self.joins.values()),
+                "flights": [[key, flying[key][0]] for key in self.flights],
                 "reads": list(self.reads),
                 "returns": list(self.returns.values()),
-                "leaves": list(self.leaves.values()),
                 "costs": list(self.costs.values()),
                 "admissions": [tuple(admission) for admission in self.admissions],
             }
         )
+
+
+def _fly(flying: dict[str, list[int]], key: str, slots: int) -> None:
+    """One more call in flight on `key` (`flying`: key -> [this process's calls in flight, slots])."""
+    entry = flying.get(key)
+    if entry is None:
+        flying[key] = [1, slots]
+    else:
+        entry[0] += 1
+        entry[1] = slots
 
 
 class Mirror:
@@ -282,13 +309,14 @@ class Mirror:
             levels.append(entry[1])
         return tuple(levels)
 
-    def learn(self, batch: Batch, answer: list[Any], pending: Batch, now: float) -> None:
-        """Take in Redis's answer to `batch` (`pending`: what was let in since it was sent)."""
+    def learn(self, batch: Batch, answer: list[Any], pending: Batch, flying: dict[str, list[int]], now: float) -> None:
+        """Take in Redis's answer to `batch` (`pending`: what was let in since it was sent; `flying`: the
+        process's in-flight counts and slots)."""
         levels, counts, spends, verdicts = answer
         for (key, capacity, _), level in zip(batch.takes.values(), levels or (), strict=True):
             self._bucket(key, capacity, level, pending, now)
-        for (key, _, slots), count in zip(batch.joins.values(), counts or (), strict=True):
-            self._flight(key, slots, count, pending, now)
+        for key, count in zip(batch.flights, counts or (), strict=True):
+            self._flight(key, flying[key][1], count, pending, now)
         for (key, limit), spent in zip(batch.reads.items(), spends or (), strict=True):
             self._budget(key, limit, spent, pending, now)
         for admission, verdict in zip(batch.admissions, verdicts or (), strict=True):
@@ -309,10 +337,8 @@ class Mirror:
         self.room[key] = [min(level - margin, margin / 2) - since, level - since, now]
 
     def _flight(self, key: str, slots: float, count: float, pending: Batch, now: float) -> None:
-        joined = pending.joins.get(key)
-        since = len(joined[1]) if joined is not None else 0
         margin = slots * MARGIN
-        self.room[key] = [min(slots - margin - count, margin / 2) - since, 0.0, now]
+        self.room[key] = [min(slots - margin - count, margin / 2) - pending.flights.get(key, 0), 0.0, now]
 
     def _budget(self, key: str, limit: float, spent: float, pending: Batch, now: float) -> None:
         if spent < 0:
@@ -335,18 +361,24 @@ class RedisStore:
         self._on_failure = on_failure
         self._mirror = Mirror()
         self._healthy = False
+        self._process = os.urandom(8).hex()
+        self._flying: dict[str, list[int]] = {}
+        """in-flight key -> [this process's calls in flight, slots]"""
+        self._lost: set[str] = set()
+        """In-flight keys whose count a failed batch may have left wrong in Redis."""
         self._pending = Batch()
         self._in_flight: Batch | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._soon = False
         """A send is scheduled for the loop's next turn."""
+        self._heartbeat: asyncio.TimerHandle | None = None
         self._drained: asyncio.Future[None] | None = None
 
     async def admit(self, admission: Admission, now: float) -> Verdict:
         now = time.time()  # the mirror keeps local time, whatever the limiter's clock says
         levels = self._mirror.clearly_admits(admission, now) if self._healthy else None
         if levels is not None:
-            self._pending.let_in(admission)
+            self._pending.let_in(admission, self._flying)
             self._schedule(waited=False)
             return Verdict(ADMITTED, levels=levels)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -363,7 +395,7 @@ class RedisStore:
     async def settle(self, settlement: Settlement, now: float) -> None:
         if settlement.cost:
             self._mirror.spend(settlement)
-        self._pending.settle(settlement)
+        self._pending.settle(settlement, self._flying)
         self._schedule(waited=False)
 
     async def seed(self, key: str, spent: float, ttl: float) -> None:
@@ -374,6 +406,8 @@ class RedisStore:
         await future
 
     def _schedule(self, waited: bool) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_SECONDS, self._beat)
         if self._in_flight is not None:
             return  # the answer to the batch in flight sends this one
         if waited or self._pending.size >= MAX_BATCH:
@@ -382,6 +416,18 @@ class RedisStore:
                 asyncio.get_running_loop().call_soon(self._send)
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(UNWAITED_DELAY, self._send)
+
+    def _beat(self) -> None:
+        """Send every count of calls in flight (and any a failed batch lost), so Redis knows this process
+        is alive and what it holds."""
+        self._heartbeat = None
+        flights = self._pending.flights
+        for key, (count, _) in self._flying.items():
+            if (count or key in self._lost) and key not in flights:
+                flights[key] = 0
+        self._lost.clear()
+        if flights:
+            self._schedule(waited=False)
 
     def _send(self) -> None:
         self._soon = False
@@ -392,9 +438,9 @@ class RedisStore:
             return
         batch, self._pending = self._pending, Batch()
         self._in_flight = batch
-        ops = batch.encode()
+        ops = batch.encode(self._flying)
         self._redis.send(
-            command("EVALSHA", _SHA, 0, ops, PREFIX, STALE_FLIGHT_SECONDS),
+            command("EVALSHA", _SHA, 0, ops, PREFIX, self._process, PROCESS_STALE_SECONDS),
             lambda reply: self._answered(batch, ops, reply),
         )
 
@@ -402,7 +448,7 @@ class RedisStore:
         if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
             # Redis lost its script cache (a restart, SCRIPT FLUSH): EVAL sends the script and caches it
             self._redis.send(
-                command("EVAL", _SCRIPT, 0, ops, PREFIX, STALE_FLIGHT_SECONDS),
+                command("EVAL", _SCRIPT, 0, ops, PREFIX, self._process, PROCESS_STALE_SECONDS),
                 lambda reply: self._answered(batch, ops, reply),
             )
             return
@@ -423,24 +469,38 @@ class RedisStore:
         self._healthy = True
         now = time.time()
         answer = orjson.loads(reply)
-        self._mirror.learn(batch, answer, self._pending, now)
+        self._mirror.learn(batch, answer, self._pending, self._flying, now)
         for seeded in batch.seeded:
             if not seeded.done():
                 seeded.set_result(None)
-        for future, verdict in zip(batch.verdicts, answer[3] or (), strict=True):
+        for admission, future, verdict in zip(batch.admissions, batch.verdicts, answer[3] or (), strict=True):
+            admitted = verdict[0] == ADMITTED
             if not future.done():
                 future.set_result(verdict)
+                for key, slots in admission.flights if admitted else ():
+                    _fly(self._flying, key, slots)
+            elif admitted:  # its caller is gone (cancelled): the next batch sets the counts without it
+                for key, slots in admission.flights:
+                    self._flying.setdefault(key, [0, slots])
+                    self._pending.flights.setdefault(key, 0)
 
     def _fail(self, batch: Batch, exc: Exception) -> None:
         self._healthy = False
         for future in (*batch.seeded, *batch.verdicts):
             if not future.done():
                 future.set_exception(exc)
+        self._lost.update(batch.flights)  # the next heartbeat sends them again
+        for admission in batch.admissions:  # Redis may have counted them before the failure
+            for key, slots in admission.flights:
+                self._flying.setdefault(key, [0, slots])
+                self._lost.add(key)
         if batch.unwaited:  # calls already let in and settlements, which nobody waits for: count and log the loss
             self._on_failure()
             log.warning("limit store unavailable; %d updates lost (%s: %s)", batch.unwaited, type(exc).__name__, exc)
 
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         self._send()
         if self._in_flight is not None:
             self._drained = asyncio.get_running_loop().create_future()

@@ -13,16 +13,11 @@ from typing import NamedTuple, Protocol
 ADMITTED, OVER_BUDGET, TOO_MANY_IN_FLIGHT, RATE_LIMITED, UNSEEDED = range(5)
 """Verdict outcomes; UNSEEDED means a budget's spend is not in the store yet (see `seed`)."""
 
-STALE_FLIGHT_SECONDS = 600
-"""A call still "in flight" after this long is a crashed process's leftover and no longer counts."""
-
-
 Take = tuple[str, float, float]
 """(bucket key, capacity, cost): a plain tuple, as it is made for every limited call."""
 
 
 class Admission(NamedTuple):
-    ticket: str
     budgets: tuple[tuple[str, float], ...]
     """(spend key, limit in USD): refused when the spend has reached the limit."""
     flights: tuple[tuple[str, int], ...]
@@ -41,10 +36,10 @@ class Verdict(NamedTuple):
 
 
 class Settlement(NamedTuple):
-    ticket: str
     adjustments: tuple[Take, ...]
     """Tokens to give back (positive cost) or take more (negative) once the real count is known."""
     flights: tuple[str, ...]
+    """The in-flight counts the call leaves (each settled call leaves exactly once)."""
     spends: tuple[tuple[str, float], ...]
     """(spend key, seconds to keep it) to add `cost` to."""
     cost: float
@@ -71,7 +66,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._buckets: dict[str, list[float]] = {}
         """key -> [tokens, when]: updated in place, as this runs on every limited call"""
-        self._flight: dict[str, set[str]] = {}
+        self._flight: dict[str, int] = {}
+        """in-flight key -> calls in flight"""
         self._spent: dict[str, float] = {}
 
     async def admit(self, admission: Admission, now: float) -> Verdict:
@@ -84,8 +80,7 @@ class MemoryStore:
                 return Verdict(OVER_BUDGET, which, value)
         flight = self._flight
         for which, (key, slots) in enumerate(admission.flights):
-            tickets = flight.get(key)
-            if tickets is not None and len(tickets) >= slots:
+            if flight.get(key, 0) >= slots:
                 return Verdict(TOO_MANY_IN_FLIGHT, which)
         buckets = self._buckets
         states = []
@@ -105,11 +100,7 @@ class MemoryStore:
         if not admitted:
             return Verdict(RATE_LIMITED, levels=tuple(levels))
         for key, _ in admission.flights:
-            tickets = flight.get(key)
-            if tickets is None:
-                flight[key] = {admission.ticket}
-            else:
-                tickets.add(admission.ticket)
+            flight[key] = flight.get(key, 0) + 1
         after = []
         for state, level, (_, _, cost) in zip(states, levels, admission.takes, strict=True):
             state[0] = level - cost
@@ -129,9 +120,7 @@ class MemoryStore:
             state[1] = now
         flight = self._flight
         for key in settlement.flights:
-            tickets = flight.get(key)
-            if tickets is not None:
-                tickets.discard(settlement.ticket)
+            flight[key] -= 1
         if settlement.cost:
             spent = self._spent
             for key, _ in settlement.spends:
