@@ -16,7 +16,7 @@ import orjson
 
 from openfoundry.deployments import Backend, Deployment, Deployments
 from openfoundry.errors import Forbidden, FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
-from openfoundry.limits.limiter import Limiter, Ticket, estimate_tokens
+from openfoundry.limits.limiter import Limiter, Ticket, as_text, estimate_tokens
 from openfoundry.metering.cost import cost_usd
 from openfoundry.metering.meter import Meter
 from openfoundry.metering.record import UsageRecord
@@ -36,8 +36,8 @@ class Outcome:
     backend: Backend
     body: bytes | None = None
     chunks: AsyncGenerator[bytes, None] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    """x-ratelimit-* headers from admission."""
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """x-ratelimit-* headers from admission, ready to send."""
 
 
 @dataclass(slots=True)
@@ -114,7 +114,7 @@ class Gateway:
         try:
             deployment, served = await self._serve(deployment, kind, body, raw, principal.project or "")
         except FoundryError as exc:
-            exc.headers = ticket.headers | exc.headers
+            exc.headers = as_text(ticket.headers) | exc.headers
             await self._finish(visit, deployment, "", exc.status, None, None)
             raise
         except asyncio.CancelledError:  # the client left (or a background response was cancelled)

@@ -21,6 +21,7 @@ from openfoundry.limits.store import (
     Admission,
     LimitStore,
     MemoryStore,
+    Rate,
     Settlement,
 )
 
@@ -41,60 +42,66 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[LimitStore]:
     await shared.close()
 
 
-def takes(*items: tuple[str, float, float]) -> Admission:
-    return Admission((), (), items)
+def requests(*buckets: Rate) -> Admission:
+    return Admission((), (), buckets, (), 0)
+
+
+def tokens(estimate: float, *buckets: Rate) -> Admission:
+    return Admission((), (), (), buckets, estimate)
 
 
 async def test_takes_all_or_nothing(store: LimitStore) -> None:
-    verdict = await store.admit(takes(("a", 10, 4), ("b", 5, 4)), 1000.0)
+    verdict = await store.admit(tokens(4, ("a", 10), ("b", 5)), 1000.0)
     assert verdict.outcome == ADMITTED and [round(level) for level in verdict.levels] == [6, 1]
-    verdict = await store.admit(takes(("a", 10, 4), ("b", 5, 4)), 1000.0)
+    verdict = await store.admit(tokens(4, ("a", 10), ("b", 5)), 1000.0)
     assert verdict.outcome == RATE_LIMITED and [round(level) for level in verdict.levels] == [6, 1]
-    verdict = await store.admit(takes(("a", 10, 6)), 1000.0)
-    assert verdict.outcome == ADMITTED  # the refused take left bucket "a" untouched
-    assert round(verdict.levels[0]) == 0
+    verdict = await store.admit(Admission((), (), (("r", 10),), (("b", 5),), 4), 1000.0)
+    assert verdict.outcome == RATE_LIMITED and [round(level) for level in verdict.levels] == [10, 1]
+    verdict = await store.admit(Admission((), (), (("r", 10),), (("a", 10),), 6), 1000.0)
+    assert verdict.outcome == ADMITTED  # the refused takes left buckets "a" and "r" untouched
+    assert [round(level) for level in verdict.levels] == [9, 0]
 
 
 async def test_settling_gives_back_and_takes_more_tokens(store: LimitStore) -> None:
-    await store.admit(takes(("t", 1000, 900)), 1000.0)
-    await store.settle(Settlement((("t", 1000, 850),), (), (), 0.0), 1000.0)  # estimated 900, used 50
-    verdict = await store.admit(takes(("t", 1000, 900)), 1000.0)
+    await store.admit(tokens(900, ("t", 1000)), 1000.0)
+    await store.settle(Settlement((("t", 1000),), 850, (), (), 0.0), 1000.0)  # estimated 900, used 50
+    verdict = await store.admit(tokens(900, ("t", 1000)), 1000.0)
     assert verdict.outcome == ADMITTED and 45 <= verdict.levels[0] <= 60
-    await store.settle(Settlement((("t", 1000, -100),), (), (), 0.0), 1000.0)  # used more than estimated
-    assert (await store.admit(takes(("t", 1000, 1)), 1000.0)).outcome == RATE_LIMITED
+    await store.settle(Settlement((("t", 1000),), -100, (), (), 0.0), 1000.0)  # used more than estimated
+    assert (await store.admit(tokens(1, ("t", 1000)), 1000.0)).outcome == RATE_LIMITED
 
 
 async def test_concurrency_slots(store: LimitStore) -> None:
-    enter = Admission((), (("other", 5), ("c", 2)), ())
+    enter = Admission((), (("other", 5), ("c", 2)), (), (), 0)
     assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
     assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
     refused = await store.admit(enter, 1000.0)
     assert (refused.outcome, refused.which) == (TOO_MANY_IN_FLIGHT, 1)
-    await store.settle(Settlement((), ("other", "c"), (), 0.0), 1000.0)
+    await store.settle(Settlement((), 0, ("other", "c"), (), 0.0), 1000.0)
     assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
     assert (await store.admit(enter, 1000.0)).outcome == TOO_MANY_IN_FLIGHT
 
 
 async def test_budget_spend_starts_from_the_database_figure(store: LimitStore) -> None:
-    spend = Admission((("free", 100.0), ("s", 3.0)), (), ())
+    spend = Admission((("free", 100.0), ("s", 3.0)), (), (), (), 0)
     await store.seed("free", 0.0, 3600)
     unseeded = await store.admit(spend, 1000.0)
     assert (unseeded.outcome, unseeded.which) == (UNSEEDED, 1)
     await store.seed("s", 2.5, 3600)
     await store.seed("s", 0.0, 3600)  # a second seed (another process's) does not reset it
     assert (await store.admit(spend, 1000.0)).outcome == ADMITTED
-    await store.settle(Settlement((), (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
+    await store.settle(Settlement((), 0, (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
     assert (await store.admit(spend, 1000.0)).outcome == ADMITTED
-    await store.settle(Settlement((), (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
+    await store.settle(Settlement((), 0, (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
     over = await store.admit(spend, 1000.0)
     assert (over.outcome, over.which, over.spent) == (OVER_BUDGET, 1, pytest.approx(3.0))
 
 
 async def test_a_refusal_takes_nothing(store: LimitStore) -> None:
     await store.seed("spent", 5.0, 3600)
-    over = Admission((("spent", 1.0),), (("slots", 1),), (("r", 10, 1),))
+    over = Admission((("spent", 1.0),), (("slots", 1),), (("r", 10),), (), 0)
     assert (await store.admit(over, 1000.0)).outcome == OVER_BUDGET
-    verdict = await store.admit(Admission((), (("slots", 1),), (("r", 10, 1),)), 1000.0)
+    verdict = await store.admit(Admission((), (("slots", 1),), (("r", 10),), (), 0), 1000.0)
     assert verdict.outcome == ADMITTED and round(verdict.levels[0]) == 9
 
 
@@ -117,15 +124,15 @@ async def test_far_from_its_limits_a_call_does_not_wait_for_redis_yet_redis_coun
     shared_stores: list[RedisStore],
 ) -> None:
     store = shared_stores[0]
-    first = await store.admit(takes(("wide", 1000, 1)), 0.0)  # nothing known yet: waits for Redis
+    first = await store.admit(requests(("wide", 1000)), 0.0)  # nothing known yet: waits for Redis
     assert first.outcome == ADMITTED
     for _ in range(50):
-        admission = store.admit(takes(("wide", 1000, 1)), 0.0)
+        admission = store.admit(requests(("wide", 1000)), 0.0)
         with pytest.raises(StopIteration) as answered:
             admission.send(None)  # it finishes without suspending: no wait for Redis
         assert answered.value.value.outcome == ADMITTED
     await store.close()  # sends what is still queued (otherwise sent within milliseconds)
-    other = await shared_stores[1].admit(takes(("wide", 1000, 0)), 0.0)
+    other = await shared_stores[1].admit(tokens(0, ("wide", 1000)), 0.0)
     assert round(other.levels[0]) == 949  # the other process sees all 51 takes
 
 
@@ -134,7 +141,7 @@ async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_d
 ) -> None:
     allowed = 0
     for turn in range(300):
-        verdict = await shared_stores[turn % 2].admit(takes(("narrow", 200, 1)), 0.0)
+        verdict = await shared_stores[turn % 2].admit(requests(("narrow", 200)), 0.0)
         allowed += verdict.outcome == ADMITTED
     assert 200 <= allowed <= 203  # the capacity plus what refills in the test's own second or so
 
@@ -142,29 +149,29 @@ async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_d
 async def test_calls_let_in_and_settled_in_one_batch_add_up_exactly(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
 
-    call = Admission((), (("slots", 1000),), (("calls", 1000, 1), ("tokens", 100_000, 100)))
+    call = Admission((), (("slots", 1000),), (("calls", 1000),), (("tokens", 100_000),), 100)
     assert (await store.admit(call, 0.0)).outcome == ADMITTED  # waits: nothing heard yet
     for _ in range(50):
         assert (await store.admit(call, 0.0)).outcome == ADMITTED
     for _ in range(20):  # each used 40 of its 100 estimated tokens
-        await store.settle(Settlement((("tokens", 100_000, 60),), ("slots",), (), 0.0), 0.0)
+        await store.settle(Settlement((("tokens", 100_000),), 60, ("slots",), (), 0.0), 0.0)
     await store.close()
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
     in_flight = await client.hvals("foundry:slots")
     await client.aclose()
     assert in_flight == [b"31"]  # this process's count: the first call and the 30 not settled
-    seen = await shared_stores[1].admit(Admission((), (), (("calls", 1000, 0), ("tokens", 100_000, 0))), 0.0)
-    calls, tokens = seen.levels  # exact, but for what the buckets refill meanwhile (a second's worth at most)
-    assert 949 <= calls < 949 + 1000 / 60 and 96_100 <= tokens < 96_100 + 100_000 / 60
+    seen = await shared_stores[1].admit(tokens(0, ("calls", 1000), ("tokens", 100_000)), 0.0)
+    calls, tokens_left = seen.levels  # exact, but for what the buckets refill meanwhile (a second's worth at most)
+    assert 949 <= calls < 949 + 1000 / 60 and 96_100 <= tokens_left < 96_100 + 100_000 / 60
 
 
 async def test_the_script_is_sent_again_when_redis_has_forgotten_it(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
-    assert (await store.admit(takes(("x", 10, 1)), 0.0)).outcome == ADMITTED
+    assert (await store.admit(tokens(1, ("x", 10)), 0.0)).outcome == ADMITTED
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"])
     await client.script_flush()
     await client.aclose()
-    verdict = await store.admit(takes(("x", 10, 9.5)), 0.0)  # near the limit: waits for Redis's verdict
+    verdict = await store.admit(tokens(9.5, ("x", 10)), 0.0)  # near the limit: waits for Redis's verdict
     assert verdict.outcome == RATE_LIMITED and round(verdict.levels[0]) == 9
 
 
@@ -177,7 +184,7 @@ async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 2.0) 
 
 async def test_a_dead_process_s_calls_in_flight_stop_counting(shared_stores: list[RedisStore]) -> None:
     holder, other = shared_stores
-    enter = Admission((), (("pair", 2),), ())
+    enter = Admission((), (("pair", 2),), (), (), 0)
     for _ in range(2):
         assert (await holder.admit(enter, 0.0)).outcome == ADMITTED
     assert (await other.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
@@ -194,7 +201,7 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
 ) -> None:
     monkeypatch.setattr(limits_redis, "HEARTBEAT_SECONDS", 0.02)
     holder, other = shared_stores
-    enter = Admission((), (("pair", 2),), ())
+    enter = Admission((), (("pair", 2),), (), (), 0)
     for _ in range(2):
         assert (await holder.admit(enter, 0.0)).outcome == ADMITTED
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
@@ -209,7 +216,7 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
 
     await until(told_again)  # with no call at all, only its heartbeat speaks
     assert (await other.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
-    await holder.settle(Settlement((), ("pair",), (), 0.0), 0.0)
+    await holder.settle(Settlement((), 0, ("pair",), (), 0.0), 0.0)
 
     async def one_left() -> bool:
         return await client.hget("foundry:pair", holder_id) == b"1"
@@ -221,7 +228,7 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
 
 async def test_a_call_admitted_after_its_caller_left_does_not_hold_a_slot(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
-    enter = Admission((), (("single", 1),), ())
+    enter = Admission((), (("single", 1),), (), (), 0)
     abandoned = asyncio.create_task(store.admit(enter, 0.0))
     await asyncio.sleep(0)  # one turn of the loop: the admission is queued for Redis
     abandoned.cancel()

@@ -56,21 +56,20 @@ def parse_object(raw: bytes) -> dict[str, Any]:
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def served_headers(outcome: Outcome) -> dict[str, str]:
-    """Rate-limit headers and who served the call."""
-    return outcome.headers | {
-        "x-foundry-deployment": outcome.deployment.name,
-        "x-foundry-backend": outcome.backend.provider,
-    }
-
-
 def answer(outcome: Outcome, chunks: AsyncIterator[bytes] | None = None, body: bytes | None = None) -> Response:
-    """The HTTP answer for a served call: its JSON, or its stream (or the surface's versions of them)."""
-    headers = served_headers(outcome)
+    """The HTTP answer for a served call: its JSON, or its stream (or the surface's versions of them), with
+    the rate-limit headers and who served it (added as bytes: this runs on every call)."""
     stream = chunks if chunks is not None else outcome.chunks
     if stream is not None:
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers | SSE_HEADERS)
-    return Response(body if body is not None else outcome.body, media_type="application/json", headers=headers)
+        response: Response = StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    else:
+        response = Response(body if body is not None else outcome.body, media_type="application/json")
+    response.raw_headers += outcome.headers
+    response.raw_headers += (
+        (b"x-foundry-deployment", outcome.deployment.name.encode()),
+        (b"x-foundry-backend", outcome.backend.provider.encode()),
+    )
+    return response
 
 
 def openai_error(exc: FoundryError) -> Response:

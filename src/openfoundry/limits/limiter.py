@@ -27,8 +27,8 @@ from openfoundry.limits.store import (
     UNSEEDED,
     Admission,
     LimitStore,
+    Rate,
     Settlement,
-    Take,
     Verdict,
 )
 from openfoundry.tenancy.auth import Principal
@@ -38,6 +38,9 @@ log = logging.getLogger("openfoundry")
 
 DEFAULT_MAX_TOKENS = 1000
 """Output tokens assumed at arrival when a request names no max_tokens."""
+
+Headers = list[tuple[bytes, bytes]]
+"""HTTP headers as sent: (name, value) in bytes."""
 
 LoadSpend = Callable[[str, str, dt.datetime], Awaitable[float]]
 """(scope "project"|"key", name, period start) -> USD already spent in the database."""
@@ -71,10 +74,10 @@ class Plan:
     """Requests buckets first, then tokens buckets, in the order of the admission's takes."""
     flights: tuple[tuple[str, int], ...]
     budgets: tuple[Budget, ...]
-    request_takes: tuple[Take, ...] = ()
-    token_buckets: tuple[tuple[str, int], ...] = ()
-    header_units: tuple[tuple[tuple[str, str, str], tuple[tuple[int, int, str], ...]], ...] = ()
-    """Per unit (requests, tokens) with buckets: its header names, and (take index, capacity, capacity as
+    requests: tuple[Rate, ...] = ()
+    token_buckets: tuple[Rate, ...] = ()
+    header_units: tuple[tuple[tuple[bytes, bytes, bytes], tuple[tuple[int, int, bytes], ...]], ...] = ()
+    """Per unit (requests, tokens) with buckets: its header names, and (level index, capacity, capacity as
     text) of each of its buckets."""
     flight_keys: tuple[str, ...] = ()
     day: int = -1
@@ -83,12 +86,14 @@ class Plan:
     budget_limits: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        self.request_takes = tuple((b.key, b.capacity, 1) for b in self.buckets if not b.tokens)
+        self.requests = tuple((b.key, b.capacity) for b in self.buckets if not b.tokens)
         self.token_buckets = tuple((b.key, b.capacity) for b in self.buckets if b.tokens)
         self.flight_keys = tuple(key for key, _ in self.flights)
         units = []
         for tokens in (False, True):
-            members = tuple((i, b.capacity, str(b.capacity)) for i, b in enumerate(self.buckets) if b.tokens is tokens)
+            members = tuple(
+                (i, b.capacity, b"%d" % b.capacity) for i, b in enumerate(self.buckets) if b.tokens == tokens
+            )
             if members:
                 units.append((HEADERS[tokens], members))
         self.header_units = tuple(units)
@@ -96,9 +101,6 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not (self.buckets or self.flights or self.budgets)
-
-    def takes(self, estimate: int) -> tuple[Take, ...]:
-        return self.request_takes + tuple([(key, capacity, estimate) for key, capacity in self.token_buckets])
 
     def spend_keys(self, now: float) -> tuple[tuple[str, float], ...]:
         """The budgets' spend keys for the current period (worked out once a day)."""
@@ -123,7 +125,8 @@ class Ticket:
     plan: Plan | None = None
     """None when no limit applies (or the limit store was unreachable and the policy let the call in)."""
     spends: tuple[tuple[str, float], ...] = ()
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Headers = field(default_factory=list)
+    """The rate-limit headers, as the HTTP layer sends them."""
 
 
 def estimate_tokens(kind: str, body: dict[str, Any], raw: bytes) -> int:
@@ -190,9 +193,8 @@ class Limiter:
         if plan is None:
             return ticket
         now = time.time()
-        takes = plan.takes(estimate)
         spends = plan.spend_keys(now)
-        admission = Admission(plan.budget_limits, plan.flights, takes)
+        admission = Admission(plan.budget_limits, plan.flights, plan.requests, plan.token_buckets, estimate)
         try:
             verdict = await self.store.admit(admission, now)
             while verdict.outcome == UNSEEDED:
@@ -210,7 +212,7 @@ class Limiter:
         if verdict.levels:
             ticket.headers = _headers(plan, verdict.levels)
         if verdict.outcome != ADMITTED:
-            raise _refusal(plan, takes, verdict, now, ticket.headers)
+            raise _refusal(plan, estimate, verdict, now, ticket.headers)
         ticket.plan, ticket.spends = plan, spends
         return ticket
 
@@ -221,11 +223,8 @@ class Limiter:
         if plan is None:
             return
         ticket.plan = None
-        adjustments: tuple[Take, ...] = ()
-        if used_tokens is not None and used_tokens != ticket.estimate:
-            back = ticket.estimate - used_tokens
-            adjustments = tuple([(key, capacity, back) for key, capacity in plan.token_buckets])
-        settlement = Settlement(adjustments, plan.flight_keys, ticket.spends, cost)
+        back = ticket.estimate - used_tokens if used_tokens is not None else 0
+        settlement = Settlement(plan.token_buckets, back, plan.flight_keys, ticket.spends, cost)
         try:
             await self.store.settle(settlement, time.time())
         except Exception as exc:
@@ -258,7 +257,7 @@ def _make_plan(
     return Plan((record, project, deployment), tuple(buckets), tuple(flights), tuple(budgets))
 
 
-def _refusal(plan: Plan, takes: tuple[Take, ...], verdict: Verdict, now: float, headers: dict[str, str]) -> RateLimited:
+def _refusal(plan: Plan, estimate: int, verdict: Verdict, now: float, headers: Headers) -> RateLimited:
     if verdict.outcome == OVER_BUDGET:
         budget = plan.budgets[verdict.which]
         until_next_period = math.ceil(_period_of_day(budget.period, int(now // 86400))[1] - now)
@@ -276,8 +275,11 @@ def _refusal(plan: Plan, takes: tuple[Take, ...], verdict: Verdict, now: float, 
             code="concurrency_limit_exceeded",
             headers={"Retry-After": "1"},
         )
-    levels = zip(plan.buckets, takes, verdict.levels, strict=True)
-    short = [(_seconds_until(level, cost, capacity), b, cost) for b, (_, capacity, cost), level in levels]
+    costs = [estimate if b.tokens else 1 for b in plan.buckets]
+    short = [
+        (_seconds_until(level, cost, b.capacity), b, cost)
+        for b, cost, level in zip(plan.buckets, costs, verdict.levels, strict=True)
+    ]
     wait, bucket, cost = max(short, key=lambda item: item[0])
     unit = "tokens" if bucket.tokens else "requests"
     if cost > bucket.capacity:
@@ -288,7 +290,7 @@ def _refusal(plan: Plan, takes: tuple[Take, ...], verdict: Verdict, now: float, 
     else:
         message = f"rate limit of the {bucket.scope} {bucket.name!r} reached: {bucket.capacity} {unit} per minute"
     retry = str(max(1, math.ceil(min(wait, 60.0))))
-    return RateLimited(f"{message}; retry after {retry} s", headers=headers | {"Retry-After": retry})
+    return RateLimited(f"{message}; retry after {retry} s", headers=as_text(headers) | {"Retry-After": retry})
 
 
 def _period(period: str) -> str:
@@ -300,33 +302,40 @@ def _seconds_until(level: float, amount: float, capacity: float) -> float:
     return max(0.0, amount - level) * 60.0 / capacity
 
 
-def _headers(plan: Plan, levels: tuple[float, ...]) -> dict[str, str]:
-    """OpenAI's x-ratelimit-* headers from the tightest requests and tokens buckets."""
-    headers = {}
+def _headers(plan: Plan, levels: tuple[float, ...]) -> Headers:
+    """OpenAI's x-ratelimit-* headers from the tightest requests and tokens buckets, ready to send."""
+    headers: Headers = []
     for (limit, remaining, reset), members in plan.header_units:
         index, capacity, shown = members[0]
         level = levels[index]
         for other, other_capacity, other_shown in members:
             if levels[other] * capacity < level * other_capacity:
                 capacity, shown, level = other_capacity, other_shown, levels[other]
-        headers[limit] = shown
-        headers[remaining] = str(int(level)) if level >= 1 else "0"
-        headers[reset] = _duration((capacity - level) * 60.0 / capacity)
+        headers += (
+            (limit, shown),
+            (remaining, b"%d" % level if level >= 1 else b"0"),
+            (reset, _duration((capacity - level) * 60.0 / capacity)),
+        )
     return headers
 
 
+def as_text(headers: Headers) -> dict[str, str]:
+    """Headers ready to send as a dict of text, for the errors that carry them."""
+    return {name.decode(): value.decode() for name, value in headers}
+
+
 HEADERS = {
-    tokens: (f"x-ratelimit-limit-{unit}", f"x-ratelimit-remaining-{unit}", f"x-ratelimit-reset-{unit}")
-    for tokens, unit in ((False, "requests"), (True, "tokens"))
+    tokens: (b"x-ratelimit-limit-" + unit, b"x-ratelimit-remaining-" + unit, b"x-ratelimit-reset-" + unit)
+    for tokens, unit in ((False, b"requests"), (True, b"tokens"))
 }
 """Header names (limit, remaining, reset) for requests (False) and tokens (True) buckets."""
 
 
-def _duration(seconds: float) -> str:
-    """A reset time as OpenAI writes it: "20ms", "1.5s", "6m0s" (whole milliseconds, no float formatting)."""
+def _duration(seconds: float) -> bytes:
+    """A reset time as OpenAI writes it: "20ms", "1.500s", "6m0s" (whole milliseconds)."""
     ms = int(seconds * 1000)
     if ms < 1000:
-        return f"{ms}ms"
+        return b"%dms" % ms
     if ms < 60_000:
-        return f"{ms // 1000}.{ms % 1000:03d}s"
-    return f"{ms // 60_000}m{ms % 60_000 // 1000}s"
+        return b"%d.%03ds" % divmod(ms, 1000)
+    return b"%dm%ds" % (ms // 60_000, ms % 60_000 // 1000)

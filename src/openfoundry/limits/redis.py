@@ -218,8 +218,11 @@ class Batch:
 
     def let_in(self, admission: Admission, flying: dict[str, list[int]]) -> None:
         """Add up a call let in without waiting; `flying` (the process's in-flight counts) counts it."""
-        for key, capacity, cost in admission.takes:
-            _add_up(self.takes, key, capacity, cost)
+        takes = self.takes
+        for key, capacity in admission.requests:
+            _add_up(takes, key, capacity, 1.0)
+        for key, capacity in admission.token_buckets:
+            _add_up(takes, key, capacity, admission.tokens)
         flights = self.flights
         for key, slots in admission.flights:
             flights[key] = flights.get(key, 0) + 1
@@ -229,8 +232,9 @@ class Batch:
         self.unwaited += 1
 
     def settle(self, settlement: Settlement, flying: dict[str, list[int]]) -> None:
-        for key, capacity, amount in settlement.adjustments:
-            _add_up(self.returns, key, capacity, amount)
+        if settlement.tokens:
+            for key, capacity in settlement.token_buckets:
+                _add_up(self.returns, key, capacity, settlement.tokens)
         flights = self.flights
         for key in settlement.flights:
             flying[key][0] -= 1
@@ -250,7 +254,10 @@ class Batch:
                 "reads": list(self.reads),
                 "returns": list(self.returns.values()),
                 "costs": list(self.costs.values()),
-                "admissions": [tuple(admission) for admission in self.admissions],
+                "admissions": [
+                    (a.budgets, a.flights, [(*r, 1.0) for r in a.requests] + [(*t, a.tokens) for t in a.token_buckets])
+                    for a in self.admissions
+                ],
             }
         )
 
@@ -284,28 +291,38 @@ class Mirror:
         """Take from the room of every limit and give the buckets' levels, if each has room; else None."""
         fresh = now - FRESH_SECONDS
         room = self.room
-        for key, _ in admission.budgets:
-            entry = room.get(key)
-            if entry is None or entry[2] < fresh or entry[0] <= 0:
-                return None
-        flights = []
+        tokens = admission.tokens
+        try:
+            for key, _ in admission.budgets:
+                entry = room[key]
+                if entry[2] < fresh or entry[0] <= 0:
+                    return None
+            for key, _ in admission.flights:
+                entry = room[key]
+                if entry[2] < fresh or entry[0] < 1:
+                    return None
+            for key, _ in admission.requests:
+                entry = room[key]
+                if entry[2] < fresh or entry[0] < 1:
+                    return None
+            for key, _ in admission.token_buckets:
+                entry = room[key]
+                if entry[2] < fresh or entry[0] < tokens:
+                    return None
+        except KeyError:  # not heard of yet
+            return None
         for key, _ in admission.flights:
-            entry = room.get(key)
-            if entry is None or entry[2] < fresh or entry[0] < 1:
-                return None
-            flights.append(entry)
-        buckets = []
-        for key, _, cost in admission.takes:
-            entry = room.get(key)
-            if entry is None or entry[2] < fresh or entry[0] < cost:
-                return None
-            buckets.append(entry)
-        for entry in flights:
-            entry[0] -= 1
+            room[key][0] -= 1
         levels = []
-        for entry, (_, _, cost) in zip(buckets, admission.takes, strict=True):
-            entry[0] -= cost
-            entry[1] -= cost
+        for key, _ in admission.requests:
+            entry = room[key]
+            entry[0] -= 1
+            entry[1] -= 1
+            levels.append(entry[1])
+        for key, _ in admission.token_buckets:
+            entry = room[key]
+            entry[0] -= tokens
+            entry[1] -= tokens
             levels.append(entry[1])
         return tuple(levels)
 
@@ -323,7 +340,7 @@ class Mirror:
             if verdict[0] == UNSEEDED:
                 continue
             _, _, levels, counts, spends = verdict
-            for (key, capacity, _), level in zip(admission.takes, levels, strict=False):
+            for (key, capacity), level in zip(admission.requests + admission.token_buckets, levels, strict=False):
                 self._bucket(key, capacity, level, pending, now)
             for (key, slots), count in zip(admission.flights, counts, strict=False):
                 self._flight(key, slots, count, pending, now)

@@ -13,8 +13,8 @@ from typing import NamedTuple, Protocol
 ADMITTED, OVER_BUDGET, TOO_MANY_IN_FLIGHT, RATE_LIMITED, UNSEEDED = range(5)
 """Verdict outcomes; UNSEEDED means a budget's spend is not in the store yet (see `seed`)."""
 
-Take = tuple[str, float, float]
-"""(bucket key, capacity, cost): a plain tuple, as it is made for every limited call."""
+Rate = tuple[str, float]
+"""(bucket key, capacity per minute): plain tuples, made once per set of limits."""
 
 
 class Admission(NamedTuple):
@@ -22,7 +22,11 @@ class Admission(NamedTuple):
     """(spend key, limit in USD): refused when the spend has reached the limit."""
     flights: tuple[tuple[str, int], ...]
     """(in-flight key, limit): refused when `limit` calls are in flight."""
-    takes: tuple[Take, ...]
+    requests: tuple[Rate, ...]
+    """Requests buckets: the call takes 1 from each."""
+    token_buckets: tuple[Rate, ...]
+    tokens: float
+    """What the call takes from each tokens bucket: its estimate."""
 
 
 class Verdict(NamedTuple):
@@ -31,13 +35,14 @@ class Verdict(NamedTuple):
     """Which budget, flight or (for UNSEEDED) budget the outcome is about."""
     spent: float = 0.0
     levels: tuple[float, ...] = ()
-    """What the buckets hold after the takes (or at the refusal), in the order of the admission's takes;
-    empty unless admitted or rate limited."""
+    """What the buckets hold after the takes (or at the refusal), requests buckets first; empty unless
+    admitted or rate limited."""
 
 
 class Settlement(NamedTuple):
-    adjustments: tuple[Take, ...]
-    """Tokens to give back (positive cost) or take more (negative) once the real count is known."""
+    token_buckets: tuple[Rate, ...]
+    tokens: float
+    """Tokens to give back to each tokens bucket (negative: take more) once the real count is known."""
     flights: tuple[str, ...]
     """The in-flight counts the call leaves (each settled call leaves exactly once)."""
     spends: tuple[tuple[str, float], ...]
@@ -72,52 +77,71 @@ class MemoryStore:
 
     async def admit(self, admission: Admission, now: float) -> Verdict:
         spent = self._spent
-        for which, (key, limit) in enumerate(admission.budgets):
+        for key, limit in admission.budgets:
             value = spent.get(key)
+            if value is None or value >= limit:
+                return self._budget_refusal(admission.budgets)
+        flight = self._flight
+        for key, slots in admission.flights:
+            if flight.get(key, 0) >= slots:
+                return self._flight_refusal(admission.flights)
+        buckets = self._buckets
+        levels: list[float] = []
+        cost = 1.0
+        for group in (admission.requests, admission.token_buckets):
+            for key, capacity in group:
+                state = buckets.get(key)
+                if state is None:
+                    state = buckets[key] = [capacity, now]
+                level = state[0] + (now - state[1]) * capacity / 60.0
+                if level > capacity:
+                    level = capacity
+                state[1] = now
+                if level < cost:
+                    state[0] = level
+                    return self._rate_refusal(admission, len(levels), now)
+                state[0] = level = level - cost
+                levels.append(level)
+            cost = admission.tokens
+        for key, _ in admission.flights:
+            flight[key] = flight.get(key, 0) + 1
+        return Verdict(ADMITTED, 0, 0.0, tuple(levels))
+
+    def _budget_refusal(self, budgets: tuple[tuple[str, float], ...]) -> Verdict:
+        for which, (key, limit) in enumerate(budgets):
+            value = self._spent.get(key)
             if value is None:
                 return Verdict(UNSEEDED, which)
             if value >= limit:
                 return Verdict(OVER_BUDGET, which, value)
-        flight = self._flight
-        for which, (key, slots) in enumerate(admission.flights):
-            if flight.get(key, 0) >= slots:
-                return Verdict(TOO_MANY_IN_FLIGHT, which)
-        buckets = self._buckets
-        states = []
+        raise AssertionError("no budget refuses")
+
+    def _flight_refusal(self, flights: tuple[tuple[str, int], ...]) -> Verdict:
+        which = next(i for i, (key, slots) in enumerate(flights) if self._flight.get(key, 0) >= slots)
+        return Verdict(TOO_MANY_IN_FLIGHT, which)
+
+    def _rate_refusal(self, admission: Admission, taken: int, now: float) -> Verdict:
+        """Give back what the first `taken` buckets gave (all or none) and report every bucket's level."""
         levels = []
-        admitted = True
-        for key, capacity, cost in admission.takes:
-            state = buckets.get(key)
-            if state is None:
-                state = buckets[key] = [capacity, now]
-            level = state[0] + (now - state[1]) * capacity / 60.0
-            if level > capacity:
-                level = capacity
-            if level < cost:
-                admitted = False
-            states.append(state)
-            levels.append(level)
-        if not admitted:
-            return Verdict(RATE_LIMITED, levels=tuple(levels))
-        for key, _ in admission.flights:
-            flight[key] = flight.get(key, 0) + 1
-        after = []
-        for state, level, (_, _, cost) in zip(states, levels, admission.takes, strict=True):
-            state[0] = level - cost
-            state[1] = now
-            after.append(level - cost)
-        return Verdict(ADMITTED, levels=tuple(after))
+        for index, (key, capacity) in enumerate(admission.requests + admission.token_buckets):
+            state = self._buckets.setdefault(key, [capacity, now])
+            if index < taken:
+                state[0] += 1.0 if index < len(admission.requests) else admission.tokens
+            levels.append(min(capacity, state[0] + (now - state[1]) * capacity / 60.0))
+        return Verdict(RATE_LIMITED, levels=tuple(levels))
 
     async def settle(self, settlement: Settlement, now: float) -> None:
-        buckets = self._buckets
-        for key, capacity, amount in settlement.adjustments:
-            state = buckets.get(key)
-            if state is None:
-                state = buckets[key] = [capacity, now]
-            level = state[0] + (now - state[1]) * capacity / 60.0
-            level = (capacity if level > capacity else level) + amount
-            state[0] = capacity if level > capacity else level
-            state[1] = now
+        tokens = settlement.tokens
+        if tokens:
+            buckets = self._buckets
+            for key, capacity in settlement.token_buckets:
+                state = buckets.get(key)
+                if state is None:
+                    state = buckets[key] = [capacity, now]
+                level = state[0] + (now - state[1]) * capacity / 60.0
+                level = (capacity if level > capacity else level) + tokens
+                state[0] = capacity if level > capacity else level
+                state[1] = now
         flight = self._flight
         for key in settlement.flights:
             flight[key] -= 1
