@@ -214,4 +214,4 @@ class Gateway:
             )
         )
         used = usage.prompt_tokens + usage.completion_tokens if usage is not None else None
-        await self.limiter.settle(visit.ticket, used, cost)
+        self.limiter.settle(visit.ticket, used, cost)

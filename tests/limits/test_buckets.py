@@ -42,12 +42,35 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[LimitStore]:
     await shared.close()
 
 
+def admission(
+    budgets: tuple[tuple[str, float], ...] = (),
+    flights: tuple[tuple[str, int], ...] = (),
+    requests: tuple[Rate, ...] = (),
+    token_buckets: tuple[Rate, ...] = (),
+    tokens: float = 0,
+) -> Admission:
+    """An admission in the group of every admission with the same limits."""
+    return Admission(
+        budgets, flights, requests, token_buckets, tokens, hash((budgets, flights, requests, token_buckets))
+    )
+
+
+def settlement(
+    token_buckets: tuple[Rate, ...] = (),
+    tokens: float = 0,
+    flights: tuple[str, ...] = (),
+    spends: tuple[tuple[str, float], ...] = (),
+    cost: float = 0.0,
+) -> Settlement:
+    return Settlement(token_buckets, tokens, flights, spends, cost, hash((token_buckets, flights, spends)))
+
+
 def requests(*buckets: Rate) -> Admission:
-    return Admission((), (), buckets, (), 0)
+    return admission(requests=buckets)
 
 
 def tokens(estimate: float, *buckets: Rate) -> Admission:
-    return Admission((), (), (), buckets, estimate)
+    return admission(token_buckets=buckets, tokens=estimate)
 
 
 async def test_takes_all_or_nothing(store: LimitStore) -> None:
@@ -55,53 +78,53 @@ async def test_takes_all_or_nothing(store: LimitStore) -> None:
     assert verdict.outcome == ADMITTED and [round(level) for level in verdict.levels] == [6, 1]
     verdict = await store.admit(tokens(4, ("a", 10), ("b", 5)), 1000.0)
     assert verdict.outcome == RATE_LIMITED and [round(level) for level in verdict.levels] == [6, 1]
-    verdict = await store.admit(Admission((), (), (("r", 10),), (("b", 5),), 4), 1000.0)
+    verdict = await store.admit(admission(requests=(("r", 10),), token_buckets=(("b", 5),), tokens=4), 1000.0)
     assert verdict.outcome == RATE_LIMITED and [round(level) for level in verdict.levels] == [10, 1]
-    verdict = await store.admit(Admission((), (), (("r", 10),), (("a", 10),), 6), 1000.0)
+    verdict = await store.admit(admission(requests=(("r", 10),), token_buckets=(("a", 10),), tokens=6), 1000.0)
     assert verdict.outcome == ADMITTED  # the refused takes left buckets "a" and "r" untouched
     assert [round(level) for level in verdict.levels] == [9, 0]
 
 
 async def test_settling_gives_back_and_takes_more_tokens(store: LimitStore) -> None:
     await store.admit(tokens(900, ("t", 1000)), 1000.0)
-    await store.settle(Settlement((("t", 1000),), 850, (), (), 0.0), 1000.0)  # estimated 900, used 50
+    store.settle(settlement((("t", 1000),), 850), 1000.0)  # estimated 900, used 50
     verdict = await store.admit(tokens(900, ("t", 1000)), 1000.0)
     assert verdict.outcome == ADMITTED and 45 <= verdict.levels[0] <= 60
-    await store.settle(Settlement((("t", 1000),), -100, (), (), 0.0), 1000.0)  # used more than estimated
+    store.settle(settlement((("t", 1000),), -100), 1000.0)  # used more than estimated
     assert (await store.admit(tokens(1, ("t", 1000)), 1000.0)).outcome == RATE_LIMITED
 
 
 async def test_concurrency_slots(store: LimitStore) -> None:
-    enter = Admission((), (("other", 5), ("c", 2)), (), (), 0)
+    enter = admission(flights=(("other", 5), ("c", 2)))
     assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
     assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
     refused = await store.admit(enter, 1000.0)
     assert (refused.outcome, refused.which) == (TOO_MANY_IN_FLIGHT, 1)
-    await store.settle(Settlement((), 0, ("other", "c"), (), 0.0), 1000.0)
+    store.settle(settlement(flights=("other", "c")), 1000.0)
     assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
     assert (await store.admit(enter, 1000.0)).outcome == TOO_MANY_IN_FLIGHT
 
 
 async def test_budget_spend_starts_from_the_database_figure(store: LimitStore) -> None:
-    spend = Admission((("free", 100.0), ("s", 3.0)), (), (), (), 0)
+    spend = admission((("free", 100.0), ("s", 3.0)))
     await store.seed("free", 0.0, 3600)
     unseeded = await store.admit(spend, 1000.0)
     assert (unseeded.outcome, unseeded.which) == (UNSEEDED, 1)
     await store.seed("s", 2.5, 3600)
     await store.seed("s", 0.0, 3600)  # a second seed (another process's) does not reset it
     assert (await store.admit(spend, 1000.0)).outcome == ADMITTED
-    await store.settle(Settlement((), 0, (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
+    store.settle(settlement(spends=(("free", 3600), ("s", 3600)), cost=0.25), 1000.0)
     assert (await store.admit(spend, 1000.0)).outcome == ADMITTED
-    await store.settle(Settlement((), 0, (), (("free", 3600), ("s", 3600)), 0.25), 1000.0)
+    store.settle(settlement(spends=(("free", 3600), ("s", 3600)), cost=0.25), 1000.0)
     over = await store.admit(spend, 1000.0)
     assert (over.outcome, over.which, over.spent) == (OVER_BUDGET, 1, pytest.approx(3.0))
 
 
 async def test_a_refusal_takes_nothing(store: LimitStore) -> None:
     await store.seed("spent", 5.0, 3600)
-    over = Admission((("spent", 1.0),), (("slots", 1),), (("r", 10),), (), 0)
+    over = admission((("spent", 1.0),), (("slots", 1),), (("r", 10),))
     assert (await store.admit(over, 1000.0)).outcome == OVER_BUDGET
-    verdict = await store.admit(Admission((), (("slots", 1),), (("r", 10),), (), 0), 1000.0)
+    verdict = await store.admit(admission(flights=(("slots", 1),), requests=(("r", 10),)), 1000.0)
     assert verdict.outcome == ADMITTED and round(verdict.levels[0]) == 9
 
 
@@ -149,12 +172,14 @@ async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_d
 async def test_calls_let_in_and_settled_in_one_batch_add_up_exactly(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
 
-    call = Admission((), (("slots", 1000),), (("calls", 1000),), (("tokens", 100_000),), 100)
+    call = admission(
+        flights=(("slots", 1000),), requests=(("calls", 1000),), token_buckets=(("tokens", 100_000),), tokens=100
+    )
     assert (await store.admit(call, 0.0)).outcome == ADMITTED  # waits: nothing heard yet
     for _ in range(50):
         assert (await store.admit(call, 0.0)).outcome == ADMITTED
     for _ in range(20):  # each used 40 of its 100 estimated tokens
-        await store.settle(Settlement((("tokens", 100_000),), 60, ("slots",), (), 0.0), 0.0)
+        store.settle(settlement((("tokens", 100_000),), 60, ("slots",)), 0.0)
     await store.close()
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
     in_flight = await client.hvals("foundry:slots")
@@ -184,7 +209,7 @@ async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 2.0) 
 
 async def test_a_dead_process_s_calls_in_flight_stop_counting(shared_stores: list[RedisStore]) -> None:
     holder, other = shared_stores
-    enter = Admission((), (("pair", 2),), (), (), 0)
+    enter = admission(flights=(("pair", 2),))
     for _ in range(2):
         assert (await holder.admit(enter, 0.0)).outcome == ADMITTED
     assert (await other.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
@@ -201,7 +226,7 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
 ) -> None:
     monkeypatch.setattr(limits_redis, "HEARTBEAT_SECONDS", 0.02)
     holder, other = shared_stores
-    enter = Admission((), (("pair", 2),), (), (), 0)
+    enter = admission(flights=(("pair", 2),))
     for _ in range(2):
         assert (await holder.admit(enter, 0.0)).outcome == ADMITTED
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
@@ -216,7 +241,7 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
 
     await until(told_again)  # with no call at all, only its heartbeat speaks
     assert (await other.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
-    await holder.settle(Settlement((), 0, ("pair",), (), 0.0), 0.0)
+    holder.settle(settlement(flights=("pair",)), 0.0)
 
     async def one_left() -> bool:
         return await client.hget("foundry:pair", holder_id) == b"1"
@@ -228,7 +253,7 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
 
 async def test_a_call_admitted_after_its_caller_left_does_not_hold_a_slot(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
-    enter = Admission((), (("single", 1),), (), (), 0)
+    enter = admission(flights=(("single", 1),))
     abandoned = asyncio.create_task(store.admit(enter, 0.0))
     await asyncio.sleep(0)  # one turn of the loop: the admission is queued for Redis
     abandoned.cancel()

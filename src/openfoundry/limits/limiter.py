@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import logging
 import math
 import os
@@ -84,6 +85,8 @@ class Plan:
     spends: tuple[tuple[str, float], ...] = ()
     """(spend key, seconds to keep it) per budget, for `day`."""
     budget_limits: tuple[tuple[str, float], ...] = ()
+    group: int = 0
+    """Names these limits with `spends`' budget period, for stores that add up calls with the same limits."""
 
     def __post_init__(self) -> None:
         self.requests = tuple((b.key, b.capacity) for b in self.buckets if not b.tokens)
@@ -112,6 +115,7 @@ class Plan:
                 spends.append((f"spend:{budget.scope}:{budget.name}:{start.date().isoformat()}", ttl))
             self.spends = tuple(spends)
             self.budget_limits = tuple((key, b.limit) for (key, _), b in zip(spends, self.budgets, strict=True))
+            self.group = next(_GROUPS)
             self.day = day
         return self.spends
 
@@ -125,6 +129,8 @@ class Ticket:
     plan: Plan | None = None
     """None when no limit applies (or the limit store was unreachable and the policy let the call in)."""
     spends: tuple[tuple[str, float], ...] = ()
+    group: int = 0
+    """The plan's group when the call was admitted (with `spends`, its budget period)."""
     headers: Headers = field(default_factory=list)
     """The rate-limit headers, as the HTTP layer sends them."""
 
@@ -147,6 +153,9 @@ def period_end(period: str, start: dt.datetime) -> dt.datetime:
     if period == "day":
         return start + dt.timedelta(days=1)
     return (start + dt.timedelta(days=32)).replace(day=1)
+
+
+_GROUPS = itertools.count(1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -194,9 +203,9 @@ class Limiter:
             return ticket
         now = time.time()
         spends = plan.spend_keys(now)
-        admission = Admission(plan.budget_limits, plan.flights, plan.requests, plan.token_buckets, estimate)
+        admission = Admission(plan.budget_limits, plan.flights, plan.requests, plan.token_buckets, estimate, plan.group)
         try:
-            verdict = await self.store.admit(admission, now)
+            verdict = self.store.admit_now(admission, now) or await self.store.admit(admission, now)
             while verdict.outcome == UNSEEDED:
                 budget = plan.budgets[verdict.which]
                 start = _period_of_day(budget.period, int(now // 86400))[0]
@@ -213,10 +222,10 @@ class Limiter:
             ticket.headers = _headers(plan, verdict.levels)
         if verdict.outcome != ADMITTED:
             raise _refusal(plan, estimate, verdict, now, ticket.headers)
-        ticket.plan, ticket.spends = plan, spends
+        ticket.plan, ticket.spends, ticket.group = plan, spends, plan.group
         return ticket
 
-    async def settle(self, ticket: Ticket, used_tokens: int | None, cost: float) -> None:
+    def settle(self, ticket: Ticket, used_tokens: int | None, cost: float) -> None:
         """Reconcile the token estimate, leave the concurrency slots and add the cost to the budgets
         (once: settling a ticket again does nothing)."""
         plan = ticket.plan
@@ -224,9 +233,9 @@ class Limiter:
             return
         ticket.plan = None
         back = ticket.estimate - used_tokens if used_tokens is not None else 0
-        settlement = Settlement(plan.token_buckets, back, plan.flight_keys, ticket.spends, cost)
+        settlement = Settlement(plan.token_buckets, back, plan.flight_keys, ticket.spends, cost, ticket.group)
         try:
-            await self.store.settle(settlement, time.time())
+            self.store.settle(settlement, time.time())
         except Exception as exc:
             self.on_store_failure()
             log.warning("limit store unavailable while settling (%s): %s", exc.__class__.__name__, exc)
@@ -311,10 +320,11 @@ def _headers(plan: Plan, levels: tuple[float, ...]) -> Headers:
         for other, other_capacity, other_shown in members:
             if levels[other] * capacity < level * other_capacity:
                 capacity, shown, level = other_capacity, other_shown, levels[other]
+        ms = int((capacity - level) * 60_000.0 / capacity)
         headers += (
             (limit, shown),
             (remaining, b"%d" % level if level >= 1 else b"0"),
-            (reset, _duration((capacity - level) * 60.0 / capacity)),
+            (reset, b"%dms" % ms if ms < 1000 else _duration(ms)),
         )
     return headers
 
@@ -331,11 +341,8 @@ HEADERS = {
 """Header names (limit, remaining, reset) for requests (False) and tokens (True) buckets."""
 
 
-def _duration(seconds: float) -> bytes:
-    """A reset time as OpenAI writes it: "20ms", "1.500s", "6m0s" (whole milliseconds)."""
-    ms = int(seconds * 1000)
-    if ms < 1000:
-        return b"%dms" % ms
+def _duration(ms: int) -> bytes:
+    """A reset time of a second or more as OpenAI writes it: "1.500s", "6m0s"."""
     if ms < 60_000:
         return b"%d.%03ds" % divmod(ms, 1000)
     return b"%dm%ds" % (ms // 60_000, ms % 60_000 // 1000)

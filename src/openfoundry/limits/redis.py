@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -188,21 +189,75 @@ def _add_up(table: dict[str, list[Any]], key: str, setting: float, amount: float
 
 
 @dataclass(slots=True)
-class Batch:
-    """What a process has pending for Redis. Calls already let in and settlements add up per limit
-    (one bucket update, one ZADD, one ZREM per limit whatever the number of calls); admissions that
-    wait for a verdict go one by one, in order."""
+class Group:
+    """The calls of one group (same limits) let in or settled in a batch, added up as they come."""
+
+    admission: Admission | None = None
+    let_in: int = 0
+    taken: float = 0.0
+    """Tokens taken by the calls let in."""
+    settlement: Settlement | None = None
+    settled: int = 0
+    returned: float = 0.0
+    """Tokens given back by the calls settled (negative: taken more)."""
+    cost: float = 0.0
+
+
+@dataclass(slots=True)
+class Totals:
+    """A batch's groups added up per limit: what Redis applies, and what the mirror allows for."""
 
     takes: dict[str, list[Any]] = field(default_factory=dict)
     """bucket key -> [key, capacity, tokens taken by calls let in]"""
-    flights: dict[str, int] = field(default_factory=dict)
-    """in-flight key -> calls let in, for every key whose count in this process changed"""
+    let_in: dict[str, int] = field(default_factory=dict)
+    """in-flight key -> calls let in"""
     reads: dict[str, float] = field(default_factory=dict)
     """spend key -> budget limit, for the spends the mirror wants"""
     returns: dict[str, list[Any]] = field(default_factory=dict)
-    """bucket key -> [key, capacity, tokens given back (negative: taken more)]"""
+    """bucket key -> [key, capacity, tokens given back]"""
+    left: dict[str, int] = field(default_factory=dict)
+    """in-flight key -> calls settled"""
     costs: dict[str, list[Any]] = field(default_factory=dict)
     """spend key -> [key, seconds to keep it, USD to add]"""
+
+
+def add_up(groups: dict[int, Group]) -> Totals:
+    totals = Totals()
+    for group in groups.values():
+        admission = group.admission
+        if admission is not None:
+            for key, capacity in admission.requests:
+                _add_up(totals.takes, key, capacity, group.let_in)
+            for key, capacity in admission.token_buckets:
+                _add_up(totals.takes, key, capacity, group.taken)
+            for key, _ in admission.flights:
+                totals.let_in[key] = totals.let_in.get(key, 0) + group.let_in
+            for key, limit in admission.budgets:
+                totals.reads[key] = limit
+        settlement = group.settlement
+        if settlement is not None:
+            if group.returned:
+                for key, capacity in settlement.token_buckets:
+                    _add_up(totals.returns, key, capacity, group.returned)
+            for key in settlement.flights:
+                totals.left[key] = totals.left.get(key, 0) + group.settled
+            if group.cost:
+                for key, ttl in settlement.spends:
+                    _add_up(totals.costs, key, ttl, group.cost)
+    return totals
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a process has pending for Redis. Calls already let in and settlements add up per group as they
+    come, and per limit when the batch is sent (one bucket update and one in-flight count per limit,
+    whatever the number of calls); admissions that wait for a verdict go one by one, in order."""
+
+    groups: dict[int, Group] = field(default_factory=dict)
+    flights: dict[str, None] = field(default_factory=dict)
+    """In-flight keys whose count in this process to send (besides those of the calls let in or settled)."""
+    totals: Totals = field(default_factory=Totals)
+    """The groups added up per limit, once the batch is sent."""
     seeds: list[tuple[str, float, float]] = field(default_factory=list)
     seeded: list[asyncio.Future[None]] = field(default_factory=list)
     """Who waits for each seed."""
@@ -216,44 +271,52 @@ class Batch:
     def size(self) -> int:
         return self.unwaited + len(self.seeds) + len(self.admissions) + len(self.flights)
 
-    def let_in(self, admission: Admission, flying: dict[str, list[int]]) -> None:
-        """Add up a call let in without waiting; `flying` (the process's in-flight counts) counts it."""
-        takes = self.takes
-        for key, capacity in admission.requests:
-            _add_up(takes, key, capacity, 1.0)
-        for key, capacity in admission.token_buckets:
-            _add_up(takes, key, capacity, admission.tokens)
-        flights = self.flights
-        for key, slots in admission.flights:
-            flights[key] = flights.get(key, 0) + 1
-            _fly(flying, key, slots)
-        for key, limit in admission.budgets:
-            self.reads[key] = limit
+    def let_in(self, admission: Admission) -> None:
+        """A call let in without waiting."""
+        group = self.groups.get(admission.group)
+        if group is None:
+            group = self.groups[admission.group] = Group()
+        group.admission = admission
+        group.let_in += 1
+        group.taken += admission.tokens
         self.unwaited += 1
 
-    def settle(self, settlement: Settlement, flying: dict[str, list[int]]) -> None:
-        if settlement.tokens:
-            for key, capacity in settlement.token_buckets:
-                _add_up(self.returns, key, capacity, settlement.tokens)
-        flights = self.flights
-        for key in settlement.flights:
-            flying[key][0] -= 1
-            if key not in flights:
-                flights[key] = 0
-        if settlement.cost:
-            for key, ttl in settlement.spends:
-                _add_up(self.costs, key, ttl, settlement.cost)
+    def settle(self, settlement: Settlement) -> None:
+        group = self.groups.get(settlement.group)
+        if group is None:
+            group = self.groups[settlement.group] = Group()
+        group.settlement = settlement
+        group.settled += 1
+        group.returned += settlement.tokens
+        group.cost += settlement.cost
         self.unwaited += 1
 
-    def encode(self, flying: dict[str, list[int]]) -> bytes:
+    def close(self, flying: dict[str, list[int]]) -> bytes:
+        """Add the groups up per limit, count their calls in `flying` (the process's in-flight counts) and
+        encode the batch for the script."""
+        totals = self.totals = add_up(self.groups)
+        for group in self.groups.values():
+            if group.admission is not None:
+                for key, slots in group.admission.flights:
+                    entry = flying.get(key)
+                    if entry is None:
+                        flying[key] = [group.let_in, slots]
+                    else:
+                        entry[0] += group.let_in
+                        entry[1] = slots
+        for key, calls in totals.left.items():
+            flying[key][0] -= calls
+        flights = self.flights
+        flights.update(dict.fromkeys(totals.let_in))
+        flights.update(dict.fromkeys(totals.left))
         return orjson.dumps(
             {
                 "seeds": self.seeds,
-                "takes": list(self.takes.values()),
-                "flights": [[key, flying[key][0]] for key in self.flights],
-                "reads": list(self.reads),
-                "returns": list(self.returns.values()),
-                "costs": list(self.costs.values()),
+                "takes": list(totals.takes.values()),
+                "flights": [[key, flying[key][0]] for key in flights],
+                "reads": list(totals.reads),
+                "returns": list(totals.returns.values()),
+                "costs": list(totals.costs.values()),
                 "admissions": [
                     (a.budgets, a.flights, [(*r, 1.0) for r in a.requests] + [(*t, a.tokens) for t in a.token_buckets])
                     for a in self.admissions
@@ -285,56 +348,67 @@ class Mirror:
 
     def __init__(self) -> None:
         self.room: dict[str, list[float]] = {}
-        """limit key -> [room, level after the takes (buckets; shown in headers), when Redis said it]"""
+        """limit key -> [room, level after the takes (buckets; shown in headers), when Redis said it],
+        updated in place, so that `_entries` can hold on to them"""
+        self._entries: dict[int, tuple[tuple[list[float], ...], ...]] = {}
+        """group -> its limits' room entries: budgets, flights, requests buckets, tokens buckets"""
 
     def clearly_admits(self, admission: Admission, now: float) -> tuple[float, ...] | None:
         """Take from the room of every limit and give the buckets' levels, if each has room; else None."""
-        fresh = now - FRESH_SECONDS
-        room = self.room
-        tokens = admission.tokens
-        try:
-            for key, _ in admission.budgets:
-                entry = room[key]
-                if entry[2] < fresh or entry[0] <= 0:
-                    return None
-            for key, _ in admission.flights:
-                entry = room[key]
-                if entry[2] < fresh or entry[0] < 1:
-                    return None
-            for key, _ in admission.requests:
-                entry = room[key]
-                if entry[2] < fresh or entry[0] < 1:
-                    return None
-            for key, _ in admission.token_buckets:
-                entry = room[key]
-                if entry[2] < fresh or entry[0] < tokens:
-                    return None
-        except KeyError:  # not heard of yet
+        entries = self._entries.get(admission.group) or self._gather(admission)
+        if entries is None:
             return None
-        for key, _ in admission.flights:
-            room[key][0] -= 1
+        budgets, flights, requests, token_buckets = entries
+        fresh = now - FRESH_SECONDS
+        tokens = admission.tokens
+        for entry in budgets:
+            if entry[2] < fresh or entry[0] <= 0:
+                return None
+        for entry in flights:
+            if entry[2] < fresh or entry[0] < 1:
+                return None
+        for entry in requests:
+            if entry[2] < fresh or entry[0] < 1:
+                return None
+        for entry in token_buckets:
+            if entry[2] < fresh or entry[0] < tokens:
+                return None
+        for entry in flights:
+            entry[0] -= 1
         levels = []
-        for key, _ in admission.requests:
-            entry = room[key]
+        for entry in requests:
             entry[0] -= 1
             entry[1] -= 1
             levels.append(entry[1])
-        for key, _ in admission.token_buckets:
-            entry = room[key]
+        for entry in token_buckets:
             entry[0] -= tokens
             entry[1] -= tokens
             levels.append(entry[1])
         return tuple(levels)
 
-    def learn(self, batch: Batch, answer: list[Any], pending: Batch, flying: dict[str, list[int]], now: float) -> None:
-        """Take in Redis's answer to `batch` (`pending`: what was let in since it was sent; `flying`: the
-        process's in-flight counts and slots)."""
+    def _gather(self, admission: Admission) -> tuple[tuple[list[float], ...], ...] | None:
+        room = self.room
+        try:
+            entries = tuple(
+                tuple(room[key] for key, _ in limits)
+                for limits in (admission.budgets, admission.flights, admission.requests, admission.token_buckets)
+            )
+        except KeyError:  # not heard of yet
+            return None
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[admission.group] = entries
+        return entries
+
+    def learn(self, batch: Batch, answer: list[Any], pending: Totals, flying: dict[str, list[int]], now: float) -> None:
+        """Take in Redis's answer to `batch` (`pending`: what was let in and settled since it was sent;
+        `flying`: the process's in-flight counts and slots)."""
         levels, counts, spends, verdicts = answer
-        for (key, capacity, _), level in zip(batch.takes.values(), levels or (), strict=True):
+        for (key, capacity, _), level in zip(batch.totals.takes.values(), levels or (), strict=True):
             self._bucket(key, capacity, level, pending, now)
         for key, count in zip(batch.flights, counts or (), strict=True):
             self._flight(key, flying[key][1], count, pending, now)
-        for (key, limit), spent in zip(batch.reads.items(), spends or (), strict=True):
+        for (key, limit), spent in zip(batch.totals.reads.items(), spends or (), strict=True):
             self._budget(key, limit, spent, pending, now)
         for admission, verdict in zip(batch.admissions, verdicts or (), strict=True):
             if verdict[0] == UNSEEDED:
@@ -347,29 +421,37 @@ class Mirror:
             for (key, limit), spent in zip(admission.budgets, spends, strict=False):
                 self._budget(key, limit, spent, pending, now)
 
-    def _bucket(self, key: str, capacity: float, level: float, pending: Batch, now: float) -> None:
+    def _bucket(self, key: str, capacity: float, level: float, pending: Totals, now: float) -> None:
         taken = pending.takes.get(key)
         since = taken[2] if taken is not None else 0.0
         margin = capacity * MARGIN
-        self.room[key] = [min(level - margin, margin / 2) - since, level - since, now]
+        self._set(key, min(level - margin, margin / 2) - since, level - since, now)
 
-    def _flight(self, key: str, slots: float, count: float, pending: Batch, now: float) -> None:
+    def _flight(self, key: str, slots: float, count: float, pending: Totals, now: float) -> None:
         margin = slots * MARGIN
-        self.room[key] = [min(slots - margin - count, margin / 2) - pending.flights.get(key, 0), 0.0, now]
+        self._set(key, min(slots - margin - count, margin / 2) - pending.let_in.get(key, 0), 0.0, now)
 
-    def _budget(self, key: str, limit: float, spent: float, pending: Batch, now: float) -> None:
-        if spent < 0:
-            self.room.pop(key, None)  # the spend left Redis: the next call waits, and seeds it
+    def _budget(self, key: str, limit: float, spent: float, pending: Totals, now: float) -> None:
+        if spent < 0:  # the spend left Redis: the next call waits (as for stale news), and seeds it
+            self._set(key, 0.0, 0.0, -math.inf)
             return
         cost = pending.costs.get(key)
-        self.room[key] = [limit * (1 - MARGIN) - spent - (cost[2] if cost is not None else 0.0), 0.0, now]
+        self._set(key, limit * (1 - MARGIN) - spent - (cost[2] if cost is not None else 0.0), 0.0, now)
+
+    def _set(self, key: str, room: float, level: float, now: float) -> None:
+        entry = self.room.get(key)
+        if entry is None:
+            self.room[key] = [room, level, now]
+        else:
+            entry[0], entry[1], entry[2] = room, level, now
 
     def spend(self, settlement: Settlement) -> None:
         """A settled call's cost comes off its budgets' room at once."""
-        for key, _ in settlement.spends:
-            entry = self.room.get(key)
-            if entry is not None:
-                entry[0] -= settlement.cost
+        entries = self._entries.get(settlement.group)
+        room = self.room
+        budgets = entries[0] if entries is not None else [room[key] for key, _ in settlement.spends if key in room]
+        for entry in budgets:
+            entry[0] -= settlement.cost
 
 
 class RedisStore:
@@ -391,13 +473,21 @@ class RedisStore:
         self._heartbeat: asyncio.TimerHandle | None = None
         self._drained: asyncio.Future[None] | None = None
 
+    def admit_now(self, admission: Admission, now: float) -> Verdict | None:
+        """Let the call in at once if the mirror shows room for it everywhere (Redis hears of it soon)."""
+        if not self._healthy:
+            return None
+        levels = self._mirror.clearly_admits(admission, time.time())  # the mirror keeps local time
+        if levels is None:
+            return None
+        self._pending.let_in(admission)
+        self._schedule(waited=False)
+        return Verdict(ADMITTED, 0, 0.0, levels)
+
     async def admit(self, admission: Admission, now: float) -> Verdict:
-        now = time.time()  # the mirror keeps local time, whatever the limiter's clock says
-        levels = self._mirror.clearly_admits(admission, now) if self._healthy else None
-        if levels is not None:
-            self._pending.let_in(admission, self._flying)
-            self._schedule(waited=False)
-            return Verdict(ADMITTED, levels=levels)
+        verdict = self.admit_now(admission, now)
+        if verdict is not None:
+            return verdict
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.admissions.append(admission)
         self._pending.verdicts.append(future)
@@ -409,10 +499,10 @@ class RedisStore:
             return Verdict(outcome, which)
         return Verdict(outcome, levels=tuple(map(float, levels_now)))
 
-    async def settle(self, settlement: Settlement, now: float) -> None:
+    def settle(self, settlement: Settlement, now: float) -> None:
         if settlement.cost:
             self._mirror.spend(settlement)
-        self._pending.settle(settlement, self._flying)
+        self._pending.settle(settlement)
         self._schedule(waited=False)
 
     async def seed(self, key: str, spent: float, ttl: float) -> None:
@@ -427,7 +517,7 @@ class RedisStore:
             self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_SECONDS, self._beat)
         if self._in_flight is not None:
             return  # the answer to the batch in flight sends this one
-        if waited or self._pending.size >= MAX_BATCH:
+        if waited or self._pending.unwaited >= MAX_BATCH:
             if not self._soon:  # on the loop's next turn, so every request of this turn joins the batch
                 self._soon = True
                 asyncio.get_running_loop().call_soon(self._send)
@@ -440,8 +530,8 @@ class RedisStore:
         self._heartbeat = None
         flights = self._pending.flights
         for key, (count, _) in self._flying.items():
-            if (count or key in self._lost) and key not in flights:
-                flights[key] = 0
+            if count or key in self._lost:
+                flights[key] = None
         self._lost.clear()
         if flights:
             self._schedule(waited=False)
@@ -455,7 +545,7 @@ class RedisStore:
             return
         batch, self._pending = self._pending, Batch()
         self._in_flight = batch
-        ops = batch.encode(self._flying)
+        ops = batch.close(self._flying)
         self._redis.send(
             command("EVALSHA", _SHA, 0, ops, PREFIX, self._process, PROCESS_STALE_SECONDS),
             lambda reply: self._answered(batch, ops, reply),
@@ -486,7 +576,7 @@ class RedisStore:
         self._healthy = True
         now = time.time()
         answer = orjson.loads(reply)
-        self._mirror.learn(batch, answer, self._pending, self._flying, now)
+        self._mirror.learn(batch, answer, add_up(self._pending.groups), self._flying, now)
         for seeded in batch.seeded:
             if not seeded.done():
                 seeded.set_result(None)
@@ -499,7 +589,7 @@ class RedisStore:
             elif admitted:  # its caller is gone (cancelled): the next batch sets the counts without it
                 for key, slots in admission.flights:
                     self._flying.setdefault(key, [0, slots])
-                    self._pending.flights.setdefault(key, 0)
+                    self._pending.flights[key] = None
 
     def _fail(self, batch: Batch, exc: Exception) -> None:
         self._healthy = False

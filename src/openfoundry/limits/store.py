@@ -27,6 +27,8 @@ class Admission(NamedTuple):
     token_buckets: tuple[Rate, ...]
     tokens: float
     """What the call takes from each tokens bucket: its estimate."""
+    group: int
+    """Calls of one group have the same limits (budgets, flights and buckets): a shared store may add them up."""
 
 
 class Verdict(NamedTuple):
@@ -48,16 +50,21 @@ class Settlement(NamedTuple):
     spends: tuple[tuple[str, float], ...]
     """(spend key, seconds to keep it) to add `cost` to."""
     cost: float
+    group: int
+    """As in `Admission`: settlements of one group have the same limits."""
 
 
 class LimitStore(Protocol):
+    def admit_now(self, admission: Admission, now: float) -> Verdict | None:
+        """`admit`, when the store can decide without waiting (the memory store always can); else None."""
+        ...
+
     async def admit(self, admission: Admission, now: float) -> Verdict:
         """Check every budget, concurrency slot and bucket; take them all if every one passes, else none."""
         ...
 
-    async def settle(self, settlement: Settlement, now: float) -> None:
-        """Apply a settlement; a shared store may return before it is applied, but applies it before
-        anything submitted later."""
+    def settle(self, settlement: Settlement, now: float) -> None:
+        """Apply a settlement; a shared store queues it, and applies it before anything submitted later."""
         ...
 
     async def seed(self, key: str, spent: float, ttl: float) -> None:
@@ -76,15 +83,22 @@ class MemoryStore:
         self._spent: dict[str, float] = {}
 
     async def admit(self, admission: Admission, now: float) -> Verdict:
+        return self.admit_now(admission, now)
+
+    def admit_now(self, admission: Admission, now: float) -> Verdict:
         spent = self._spent
         for key, limit in admission.budgets:
             value = spent.get(key)
             if value is None or value >= limit:
                 return self._budget_refusal(admission.budgets)
         flight = self._flight
-        for key, slots in admission.flights:
-            if flight.get(key, 0) >= slots:
-                return self._flight_refusal(admission.flights)
+        for which, (key, slots) in enumerate(admission.flights):
+            count = flight.get(key, 0)
+            if count >= slots:
+                for left, _ in admission.flights[:which]:
+                    flight[left] -= 1
+                return Verdict(TOO_MANY_IN_FLIGHT, which)
+            flight[key] = count + 1
         buckets = self._buckets
         levels: list[float] = []
         cost = 1.0
@@ -103,8 +117,6 @@ class MemoryStore:
                 state[0] = level = level - cost
                 levels.append(level)
             cost = admission.tokens
-        for key, _ in admission.flights:
-            flight[key] = flight.get(key, 0) + 1
         return Verdict(ADMITTED, 0, 0.0, tuple(levels))
 
     def _budget_refusal(self, budgets: tuple[tuple[str, float], ...]) -> Verdict:
@@ -116,12 +128,11 @@ class MemoryStore:
                 return Verdict(OVER_BUDGET, which, value)
         raise AssertionError("no budget refuses")
 
-    def _flight_refusal(self, flights: tuple[tuple[str, int], ...]) -> Verdict:
-        which = next(i for i, (key, slots) in enumerate(flights) if self._flight.get(key, 0) >= slots)
-        return Verdict(TOO_MANY_IN_FLIGHT, which)
-
     def _rate_refusal(self, admission: Admission, taken: int, now: float) -> Verdict:
-        """Give back what the first `taken` buckets gave (all or none) and report every bucket's level."""
+        """Give back the slots and what the first `taken` buckets gave (all or none); report every bucket's
+        level."""
+        for key, _ in admission.flights:
+            self._flight[key] -= 1
         levels = []
         for index, (key, capacity) in enumerate(admission.requests + admission.token_buckets):
             state = self._buckets.setdefault(key, [capacity, now])
@@ -130,7 +141,7 @@ class MemoryStore:
             levels.append(min(capacity, state[0] + (now - state[1]) * capacity / 60.0))
         return Verdict(RATE_LIMITED, levels=tuple(levels))
 
-    async def settle(self, settlement: Settlement, now: float) -> None:
+    def settle(self, settlement: Settlement, now: float) -> None:
         tokens = settlement.tokens
         if tokens:
             buckets = self._buckets
