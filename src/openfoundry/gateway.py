@@ -16,7 +16,7 @@ import orjson
 
 from openfoundry.deployments import Backend, Deployment, Deployments
 from openfoundry.errors import Forbidden, FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
-from openfoundry.limits.limiter import Limiter, Ticket, as_text, estimate_tokens
+from openfoundry.limits.limiter import Headers, Limiter, Ticket, as_text, estimate_tokens
 from openfoundry.metering.cost import cost_usd
 from openfoundry.metering.meter import Meter
 from openfoundry.metering.record import UsageRecord
@@ -36,7 +36,7 @@ class Outcome:
     backend: Backend
     body: bytes | None = None
     chunks: AsyncGenerator[bytes, None] | None = None
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    headers: Headers = field(default_factory=list)
     """x-ratelimit-* headers from admission, ready to send."""
 
 

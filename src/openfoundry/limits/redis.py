@@ -221,7 +221,7 @@ class Totals:
     """spend key -> [key, seconds to keep it, USD to add]"""
 
 
-def add_up(groups: dict[int, Group]) -> Totals:
+def totals_of(groups: dict[int, Group]) -> Totals:
     totals = Totals()
     for group in groups.values():
         admission = group.admission
@@ -294,7 +294,7 @@ class Batch:
     def close(self, flying: dict[str, list[int]]) -> bytes:
         """Add the groups up per limit, count their calls in `flying` (the process's in-flight counts) and
         encode the batch for the script."""
-        totals = self.totals = add_up(self.groups)
+        totals = self.totals = totals_of(self.groups)
         for group in self.groups.values():
             if group.admission is not None:
                 for key, slots in group.admission.flights:
@@ -576,7 +576,7 @@ class RedisStore:
         self._healthy = True
         now = time.time()
         answer = orjson.loads(reply)
-        self._mirror.learn(batch, answer, add_up(self._pending.groups), self._flying, now)
+        self._mirror.learn(batch, answer, totals_of(self._pending.groups), self._flying, now)
         for seeded in batch.seeded:
             if not seeded.done():
                 seeded.set_result(None)
