@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -55,7 +56,8 @@ def test_key_requests_per_minute_with_headers_and_retry_after(limited: Server) -
     first = ask(limited, key)
     assert first.headers["x-ratelimit-limit-requests"] == "3"
     assert first.headers["x-ratelimit-remaining-requests"] == "2"
-    assert first.headers["x-ratelimit-reset-requests"].endswith("s")
+    # a third of the bucket to refill at 3 a minute: 20 s, less what refilled since (OpenAI's format)
+    assert re.fullmatch(r"19\.9\d\ds|20\.000s", first.headers["x-ratelimit-reset-requests"])
     ask(limited, key)
     ask(limited, key)
     with pytest.raises(openai.RateLimitError) as refused:
@@ -76,6 +78,9 @@ def test_tokens_per_minute_are_estimated_then_reconciled(limited: Server) -> Non
     with pytest.raises(openai.RateLimitError) as refused:
         ask(limited, key, max_tokens=5000)
     assert "more than the key" in refused.value.message
+    wide = project_with_key(limited, "tpm-wide", {"limits": {"tpm": 1_000_000}})
+    taken = ask(limited, wide, max_tokens=900)  # ~910 of a million a minute: full again in ~55 ms
+    assert re.fullmatch(r"[4-6]\dms", taken.headers["x-ratelimit-reset-tokens"])
 
 
 def test_concurrency_limit(limited: Server, fakes: dict[str, FakeServer]) -> None:
