@@ -211,10 +211,10 @@ class McpTool:
         """Run one operation in a session of its own, within the tool time limit."""
         limit = self._settings.tool_timeout
         transport = EgressTransport(self._egress, _answer_limit(self._settings.max_tool_output_bytes))
-        try:
+        try:  # the session's deadline decides; the client's own timeout, a second later, never races it
             async with (
                 asyncio.timeout(limit),
-                httpx2.AsyncClient(transport=transport, headers=self._headers(), timeout=limit) as http,
+                httpx2.AsyncClient(transport=transport, headers=self._headers(), timeout=limit + 1) as http,
                 Client(streamable_http_client(self._url, http_client=http), cache=None) as client,
             ):
                 return await operation(client)
