@@ -298,12 +298,7 @@ class Batch:
         for group in self.groups.values():
             if group.admission is not None:
                 for key, slots in group.admission.flights:
-                    entry = flying.get(key)
-                    if entry is None:
-                        flying[key] = [group.let_in, slots]
-                    else:
-                        entry[0] += group.let_in
-                        entry[1] = slots
+                    _fly(flying, key, slots, group.let_in)
         for key, calls in totals.left.items():
             flying[key][0] -= calls
         flights = self.flights
@@ -325,13 +320,13 @@ class Batch:
         )
 
 
-def _fly(flying: dict[str, list[int]], key: str, slots: int) -> None:
-    """One more call in flight on `key` (`flying`: key -> [this process's calls in flight, slots])."""
+def _fly(flying: dict[str, list[int]], key: str, slots: int, calls: int = 1) -> None:
+    """`calls` more in flight on `key` (`flying`: key -> [this process's calls in flight, slots])."""
     entry = flying.get(key)
     if entry is None:
-        flying[key] = [1, slots]
+        flying[key] = [calls, slots]
     else:
-        entry[0] += 1
+        entry[0] += calls
         entry[1] = slots
 
 
