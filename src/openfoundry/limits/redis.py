@@ -40,7 +40,7 @@ from openfoundry.limits.store import (
 log = logging.getLogger("openfoundry")
 PREFIX = "foundry:"
 
-# ARGV[1] is a `Batch` as JSON (see Batch.encode), applied in this order: seeds; the calls already let
+# ARGV[1] is a `Batch` as JSON (see Batch.close), applied in this order: seeds; the calls already let
 # in and settled (every take and spend read added up per limit, and this process's new in-flight counts);
 # then the admissions that wait for a verdict, one by one. The answer: [levels, in-flight counts and
 # spends after the calls let in (-1: a spend not in Redis), [per admission: outcome, which, levels,
