@@ -4,6 +4,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint bench clean
 
+# llama-cpp-python compiles llama.cpp at install. Not for this CPU (-march=native): it takes every
+# instruction set the CPU lists, and a VM may list AMX without allowing it (SIGILL at the first matmul).
+# x86-64 gets AVX2/FMA/F16C, which every server of the last decade runs. Set CMAKE_ARGS to choose.
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF $(if $(filter x86_64,$(shell uname -m)),-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
+export CMAKE_ARGS
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
