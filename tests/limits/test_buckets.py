@@ -23,6 +23,7 @@ from openfoundry.limits.store import (
     MemoryStore,
     Rate,
     Settlement,
+    Verdict,
 )
 
 STORES = ["memory"] + (["redis"] if os.environ.get("FOUNDRY_TEST_REDIS") else [])
@@ -47,85 +48,87 @@ def admission(
     flights: tuple[tuple[str, int], ...] = (),
     requests: tuple[Rate, ...] = (),
     token_buckets: tuple[Rate, ...] = (),
-    tokens: float = 0,
 ) -> Admission:
     """An admission in the group of every admission with the same limits."""
-    return Admission(
-        budgets, flights, requests, token_buckets, tokens, hash((budgets, flights, requests, token_buckets))
-    )
+    return Admission(budgets, flights, requests, token_buckets, hash((budgets, flights, requests, token_buckets)))
 
 
 def settlement(
-    token_buckets: tuple[Rate, ...] = (),
-    tokens: float = 0,
-    flights: tuple[str, ...] = (),
-    spends: tuple[tuple[str, float], ...] = (),
-    cost: float = 0.0,
+    token_buckets: tuple[Rate, ...] = (), flights: tuple[str, ...] = (), spends: tuple[tuple[str, float], ...] = ()
 ) -> Settlement:
-    return Settlement(token_buckets, tokens, flights, spends, cost, hash((token_buckets, flights, spends)))
+    return Settlement(token_buckets, flights, spends, hash((token_buckets, flights, spends)))
 
 
 def requests(*buckets: Rate) -> Admission:
     return admission(requests=buckets)
 
 
-def tokens(estimate: float, *buckets: Rate) -> Admission:
-    return admission(token_buckets=buckets, tokens=estimate)
+def tokens(*buckets: Rate) -> Admission:
+    return admission(token_buckets=buckets)
+
+
+def levels(verdict: Verdict, *capacities: float) -> list[float]:
+    """What each bucket holds, from the seconds it needs to fill again."""
+    return [capacity - refill * capacity / 60 for refill, capacity in zip(verdict.refills, capacities, strict=True)]
+
+
+def rounded(verdict: Verdict, *capacities: float) -> list[int]:
+    return [round(level) for level in levels(verdict, *capacities)]
 
 
 async def test_takes_all_or_nothing(store: LimitStore) -> None:
-    verdict = await store.admit(tokens(4, ("a", 10), ("b", 5)), 1000.0)
-    assert verdict.outcome == ADMITTED and [round(level) for level in verdict.levels] == [6, 1]
-    verdict = await store.admit(tokens(4, ("a", 10), ("b", 5)), 1000.0)
-    assert verdict.outcome == RATE_LIMITED and [round(level) for level in verdict.levels] == [6, 1]
-    verdict = await store.admit(admission(requests=(("r", 10),), token_buckets=(("b", 5),), tokens=4), 1000.0)
-    assert verdict.outcome == RATE_LIMITED and [round(level) for level in verdict.levels] == [10, 1]
-    verdict = await store.admit(admission(requests=(("r", 10),), token_buckets=(("a", 10),), tokens=6), 1000.0)
+    verdict = await store.admit(tokens(("a", 10), ("b", 5)), 4, 1000.0)
+    assert verdict.outcome == ADMITTED and rounded(verdict, 10, 5) == [6, 1]
+    verdict = await store.admit(tokens(("a", 10), ("b", 5)), 4, 1000.0)
+    assert verdict.outcome == RATE_LIMITED and rounded(verdict, 10, 5) == [6, 1]
+    verdict = await store.admit(admission(requests=(("r", 10),), token_buckets=(("b", 5),)), 4, 1000.0)
+    assert verdict.outcome == RATE_LIMITED and rounded(verdict, 10, 5) == [10, 1]
+    verdict = await store.admit(admission(requests=(("r", 10),), token_buckets=(("a", 10),)), 6, 1000.0)
     assert verdict.outcome == ADMITTED  # the refused takes left buckets "a" and "r" untouched
-    assert [round(level) for level in verdict.levels] == [9, 0]
+    assert rounded(verdict, 10, 10) == [9, 0]
 
 
 async def test_settling_gives_back_and_takes_more_tokens(store: LimitStore) -> None:
-    await store.admit(tokens(900, ("t", 1000)), 1000.0)
-    store.settle(settlement((("t", 1000),), 850), 1000.0)  # estimated 900, used 50
-    verdict = await store.admit(tokens(900, ("t", 1000)), 1000.0)
-    assert verdict.outcome == ADMITTED and 45 <= verdict.levels[0] <= 60
-    store.settle(settlement((("t", 1000),), -100), 1000.0)  # used more than estimated
-    assert (await store.admit(tokens(1, ("t", 1000)), 1000.0)).outcome == RATE_LIMITED
+    await store.admit(tokens(("t", 1000)), 900, 1000.0)
+    store.settle(settlement((("t", 1000),)), 850, 0.0, 1000.0)  # estimated 900, used 50
+    verdict = await store.admit(tokens(("t", 1000)), 900, 1000.0)
+    assert verdict.outcome == ADMITTED and 45 <= levels(verdict, 1000)[0] <= 60
+    store.settle(settlement((("t", 1000),)), -100, 0.0, 1000.0)  # used more than estimated
+    assert (await store.admit(tokens(("t", 1000)), 1, 1000.0)).outcome == RATE_LIMITED
 
 
 async def test_concurrency_slots(store: LimitStore) -> None:
     enter = admission(flights=(("other", 5), ("c", 2)))
-    assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
-    assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
-    refused = await store.admit(enter, 1000.0)
+    assert (await store.admit(enter, 0, 1000.0)).outcome == ADMITTED
+    assert (await store.admit(enter, 0, 1000.0)).outcome == ADMITTED
+    refused = await store.admit(enter, 0, 1000.0)
     assert (refused.outcome, refused.which) == (TOO_MANY_IN_FLIGHT, 1)
-    store.settle(settlement(flights=("other", "c")), 1000.0)
-    assert (await store.admit(enter, 1000.0)).outcome == ADMITTED
-    assert (await store.admit(enter, 1000.0)).outcome == TOO_MANY_IN_FLIGHT
+    store.settle(settlement(flights=("other", "c")), 0, 0.0, 1000.0)
+    assert (await store.admit(enter, 0, 1000.0)).outcome == ADMITTED
+    assert (await store.admit(enter, 0, 1000.0)).outcome == TOO_MANY_IN_FLIGHT
 
 
 async def test_budget_spend_starts_from_the_database_figure(store: LimitStore) -> None:
     spend = admission((("free", 100.0), ("s", 3.0)))
     await store.seed("free", 0.0, 3600)
-    unseeded = await store.admit(spend, 1000.0)
+    unseeded = await store.admit(spend, 0, 1000.0)
     assert (unseeded.outcome, unseeded.which) == (UNSEEDED, 1)
     await store.seed("s", 2.5, 3600)
     await store.seed("s", 0.0, 3600)  # a second seed (another process's) does not reset it
-    assert (await store.admit(spend, 1000.0)).outcome == ADMITTED
-    store.settle(settlement(spends=(("free", 3600), ("s", 3600)), cost=0.25), 1000.0)
-    assert (await store.admit(spend, 1000.0)).outcome == ADMITTED
-    store.settle(settlement(spends=(("free", 3600), ("s", 3600)), cost=0.25), 1000.0)
-    over = await store.admit(spend, 1000.0)
+    assert (await store.admit(spend, 0, 1000.0)).outcome == ADMITTED
+    store.settle(settlement(spends=(("free", 3600), ("s", 3600))), 0, 0.25, 1000.0)
+    assert (await store.admit(spend, 0, 1000.0)).outcome == ADMITTED
+    store.settle(settlement(spends=(("free", 3600), ("s", 3600))), 0, 0.25, 1000.0)
+    over = await store.admit(spend, 0, 1000.0)
     assert (over.outcome, over.which, over.spent) == (OVER_BUDGET, 1, pytest.approx(3.0))
 
 
 async def test_a_refusal_takes_nothing(store: LimitStore) -> None:
     await store.seed("spent", 5.0, 3600)
     over = admission((("spent", 1.0),), (("slots", 1),), (("r", 10),))
-    assert (await store.admit(over, 1000.0)).outcome == OVER_BUDGET
-    verdict = await store.admit(admission(flights=(("slots", 1),), requests=(("r", 10),)), 1000.0)
-    assert verdict.outcome == ADMITTED and round(verdict.levels[0]) == 9
+    assert (await store.admit(over, 0, 1000.0)).outcome == OVER_BUDGET
+    verdict = await store.admit(admission(flights=(("slots", 1),), requests=(("r", 10),)), 0, 1000.0)
+    assert verdict.outcome == ADMITTED and rounded(verdict, 10) == [9]
 
 
 @pytest.fixture
@@ -147,16 +150,16 @@ async def test_far_from_its_limits_a_call_does_not_wait_for_redis_yet_redis_coun
     shared_stores: list[RedisStore],
 ) -> None:
     store = shared_stores[0]
-    first = await store.admit(requests(("wide", 1000)), 0.0)  # nothing known yet: waits for Redis
+    first = await store.admit(requests(("wide", 1000)), 0, 0.0)  # nothing known yet: waits for Redis
     assert first.outcome == ADMITTED
     for _ in range(50):
-        admission = store.admit(requests(("wide", 1000)), 0.0)
+        admission = store.admit(requests(("wide", 1000)), 0, 0.0)
         with pytest.raises(StopIteration) as answered:
             admission.send(None)  # it finishes without suspending: no wait for Redis
         assert answered.value.value.outcome == ADMITTED
     await store.close()  # sends what is still queued (otherwise sent within milliseconds)
-    other = await shared_stores[1].admit(tokens(0, ("wide", 1000)), 0.0)
-    assert round(other.levels[0]) == 949  # the other process sees all 51 takes
+    other = await shared_stores[1].admit(tokens(("wide", 1000)), 0, 0.0)
+    assert rounded(other, 1000) == [949]  # the other process sees all 51 takes
 
 
 async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_do_not_overshoot(
@@ -164,7 +167,7 @@ async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_d
 ) -> None:
     allowed = 0
     for turn in range(300):
-        verdict = await shared_stores[turn % 2].admit(requests(("narrow", 200)), 0.0)
+        verdict = await shared_stores[turn % 2].admit(requests(("narrow", 200)), 0, 0.0)
         allowed += verdict.outcome == ADMITTED
     assert 200 <= allowed <= 203  # the capacity plus what refills in the test's own second or so
 
@@ -172,32 +175,30 @@ async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_d
 async def test_calls_let_in_and_settled_in_one_batch_add_up_exactly(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
 
-    call = admission(
-        flights=(("slots", 1000),), requests=(("calls", 1000),), token_buckets=(("tokens", 100_000),), tokens=100
-    )
-    assert (await store.admit(call, 0.0)).outcome == ADMITTED  # waits: nothing heard yet
+    call = admission(flights=(("slots", 1000),), requests=(("calls", 1000),), token_buckets=(("tokens", 100_000),))
+    assert (await store.admit(call, 100, 0.0)).outcome == ADMITTED  # waits: nothing heard yet
     for _ in range(50):
-        assert (await store.admit(call, 0.0)).outcome == ADMITTED
+        assert (await store.admit(call, 100, 0.0)).outcome == ADMITTED
     for _ in range(20):  # each used 40 of its 100 estimated tokens
-        store.settle(settlement((("tokens", 100_000),), 60, ("slots",)), 0.0)
+        store.settle(settlement((("tokens", 100_000),), ("slots",)), 60, 0.0, 0.0)
     await store.close()
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
     in_flight = await client.hvals("foundry:slots")
     await client.aclose()
     assert in_flight == [b"31"]  # this process's count: the first call and the 30 not settled
-    seen = await shared_stores[1].admit(tokens(0, ("calls", 1000), ("tokens", 100_000)), 0.0)
-    calls, tokens_left = seen.levels  # exact, but for what the buckets refill meanwhile (a second's worth at most)
+    seen = await shared_stores[1].admit(tokens(("calls", 1000), ("tokens", 100_000)), 0, 0.0)
+    calls, tokens_left = levels(seen, 1000, 100_000)  # exact, but for what refills meanwhile (a second at most)
     assert 949 <= calls < 949 + 1000 / 60 and 96_100 <= tokens_left < 96_100 + 100_000 / 60
 
 
 async def test_the_script_is_sent_again_when_redis_has_forgotten_it(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
-    assert (await store.admit(tokens(1, ("x", 10)), 0.0)).outcome == ADMITTED
+    assert (await store.admit(tokens(("x", 10)), 1, 0.0)).outcome == ADMITTED
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"])
     await client.script_flush()
     await client.aclose()
-    verdict = await store.admit(tokens(9.5, ("x", 10)), 0.0)  # near the limit: waits for Redis's verdict
-    assert verdict.outcome == RATE_LIMITED and round(verdict.levels[0]) == 9
+    verdict = await store.admit(tokens(("x", 10)), 9.5, 0.0)  # near the limit: waits for Redis's verdict
+    assert verdict.outcome == RATE_LIMITED and rounded(verdict, 10) == [9]
 
 
 async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 2.0) -> None:
@@ -211,12 +212,12 @@ async def test_a_dead_process_s_calls_in_flight_stop_counting(shared_stores: lis
     holder, other = shared_stores
     enter = admission(flights=(("pair", 2),))
     for _ in range(2):
-        assert (await holder.admit(enter, 0.0)).outcome == ADMITTED
-    assert (await other.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
+        assert (await holder.admit(enter, 0, 0.0)).outcome == ADMITTED
+    assert (await other.admit(enter, 0, 0.0)).outcome == TOO_MANY_IN_FLIGHT
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
     [holder_id, _] = await client.zrange("foundry:processes", 0, -1)  # by time: the holder spoke first
     await client.zadd("foundry:processes", {holder_id: time.time() - PROCESS_STALE_SECONDS - 1})  # silent: dead
-    assert (await other.admit(enter, 0.0)).outcome == ADMITTED
+    assert (await other.admit(enter, 0, 0.0)).outcome == ADMITTED
     assert await client.hgetall("foundry:pair") == {(await client.zrange("foundry:processes", 0, -1))[0]: b"1"}
     await client.aclose()
 
@@ -228,7 +229,7 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
     holder, other = shared_stores
     enter = admission(flights=(("pair", 2),))
     for _ in range(2):
-        assert (await holder.admit(enter, 0.0)).outcome == ADMITTED
+        assert (await holder.admit(enter, 0, 0.0)).outcome == ADMITTED
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
     [holder_id] = await client.zrange("foundry:processes", 0, -1)
     silent_since = time.time() - PROCESS_STALE_SECONDS - 1
@@ -240,24 +241,24 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
         return score is not None and score > silent_since and await client.hget("foundry:pair", holder_id) == b"2"
 
     await until(told_again)  # with no call at all, only its heartbeat speaks
-    assert (await other.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
-    holder.settle(settlement(flights=("pair",)), 0.0)
+    assert (await other.admit(enter, 0, 0.0)).outcome == TOO_MANY_IN_FLIGHT
+    holder.settle(settlement(flights=("pair",)), 0, 0.0, 0.0)
 
     async def one_left() -> bool:
         return await client.hget("foundry:pair", holder_id) == b"1"
 
     await until(one_left)
-    assert (await other.admit(enter, 0.0)).outcome == ADMITTED
+    assert (await other.admit(enter, 0, 0.0)).outcome == ADMITTED
     await client.aclose()
 
 
 async def test_a_call_admitted_after_its_caller_left_does_not_hold_a_slot(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
     enter = admission(flights=(("single", 1),))
-    abandoned = asyncio.create_task(store.admit(enter, 0.0))
+    abandoned = asyncio.create_task(store.admit(enter, 0, 0.0))
     await asyncio.sleep(0)  # one turn of the loop: the admission is queued for Redis
     abandoned.cancel()
     with pytest.raises(asyncio.CancelledError):
         await abandoned
-    assert (await store.admit(enter, 0.0)).outcome == ADMITTED  # Redis let the abandoned call in, then forgot it
-    assert (await store.admit(enter, 0.0)).outcome == TOO_MANY_IN_FLIGHT
+    assert (await store.admit(enter, 0, 0.0)).outcome == ADMITTED  # Redis let the abandoned call in, then forgot it
+    assert (await store.admit(enter, 0, 0.0)).outcome == TOO_MANY_IN_FLIGHT

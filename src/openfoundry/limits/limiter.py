@@ -28,7 +28,6 @@ from openfoundry.limits.store import (
     UNSEEDED,
     Admission,
     LimitStore,
-    Rate,
     Settlement,
     Verdict,
 )
@@ -69,55 +68,61 @@ class Budget:
 class Plan:
     """Every limit on one (key, project, deployment), worked out once and kept until one of them changes."""
 
-    origin: tuple[Any, ...]
-    """The key record, project policy and deployment it was made from (compared by identity)."""
+    generation: int
+    """The key ring's generation it was made from."""
+    deployment: Deployment
+    """The deployment it was made from (compared by identity)."""
     buckets: tuple[Bucket, ...]
     """Requests buckets first, then tokens buckets, in the order of the admission's takes."""
     flights: tuple[tuple[str, int], ...]
     budgets: tuple[Budget, ...]
-    requests: tuple[Rate, ...] = ()
-    token_buckets: tuple[Rate, ...] = ()
-    header_units: tuple[tuple[tuple[bytes, bytes, bytes], tuple[tuple[int, int, bytes], ...]], ...] = ()
-    """Per unit (requests, tokens) with buckets: its header names, and (level index, capacity, capacity as
-    text) of each of its buckets."""
-    flight_keys: tuple[str, ...] = ()
+    header_units: tuple[tuple[tuple[bytes, bytes, bytes], int, int, tuple[tuple[int, bytes, float], ...]], ...] = ()
+    """Per unit (requests, tokens) with buckets: its header names, where its buckets start and end in
+    `buckets`, and (capacity, capacity as text, capacity per second) of each of them."""
     day: int = -1
-    spends: tuple[tuple[str, float], ...] = ()
-    """(spend key, seconds to keep it) per budget, for `day`."""
-    budget_limits: tuple[tuple[str, float], ...] = ()
-    group: int = 0
-    """Names these limits with `spends`' budget period, for stores that add up calls with the same limits."""
+    limits: tuple[Admission, Settlement] | None = None
+    """The admission and settlement for `day`'s budget periods."""
 
     def __post_init__(self) -> None:
-        self.requests = tuple((b.key, b.capacity) for b in self.buckets if not b.tokens)
-        self.token_buckets = tuple((b.key, b.capacity) for b in self.buckets if b.tokens)
-        self.flight_keys = tuple(key for key, _ in self.flights)
         units = []
+        start = 0
         for tokens in (False, True):
             members = tuple(
-                (i, b.capacity, b"%d" % b.capacity) for i, b in enumerate(self.buckets) if b.tokens == tokens
+                (b.capacity, b"%d" % b.capacity, b.capacity / 60.0) for b in self.buckets if b.tokens == tokens
             )
             if members:
-                units.append((HEADERS[tokens], members))
+                units.append((HEADERS[tokens], start, start + len(members), members))
+            start += len(members)
         self.header_units = tuple(units)
 
     @property
     def empty(self) -> bool:
         return not (self.buckets or self.flights or self.budgets)
 
-    def spend_keys(self, now: float) -> tuple[tuple[str, float], ...]:
-        """The budgets' spend keys for the current period (worked out once a day)."""
+    def current(self, now: float) -> tuple[Admission, Settlement]:
+        """The admission and settlement for the budget periods holding `now` (worked out once a day)."""
         day = int(now // 86400)
-        if day != self.day:
-            spends = []
-            for budget in self.budgets:
-                start, _, ttl = _period_of_day(budget.period, day)
-                spends.append((f"spend:{budget.scope}:{budget.name}:{start.date().isoformat()}", ttl))
-            self.spends = tuple(spends)
-            self.budget_limits = tuple((key, b.limit) for (key, _), b in zip(spends, self.budgets, strict=True))
-            self.group = next(_GROUPS)
-            self.day = day
-        return self.spends
+        if day == self.day and self.limits is not None:
+            return self.limits
+        spends = []
+        for budget in self.budgets:
+            start, _, ttl = _period_of_day(budget.period, day)
+            spends.append((f"spend:{budget.scope}:{budget.name}:{start.date().isoformat()}", ttl))
+        group = next(_GROUPS)
+        requests = tuple((b.key, float(b.capacity)) for b in self.buckets if not b.tokens)
+        token_buckets = tuple((b.key, float(b.capacity)) for b in self.buckets if b.tokens)
+        self.limits = (
+            Admission(
+                tuple((key, b.limit) for (key, _), b in zip(spends, self.budgets, strict=True)),
+                self.flights,
+                requests,
+                token_buckets,
+                group,
+            ),
+            Settlement(token_buckets, tuple(key for key, _ in self.flights), tuple(spends), group),
+        )
+        self.day = day
+        return self.limits
 
 
 @dataclass(slots=True)
@@ -126,11 +131,9 @@ class Ticket:
 
     id: str
     estimate: int
-    plan: Plan | None = None
-    """None when no limit applies (or the limit store was unreachable and the policy let the call in)."""
-    spends: tuple[tuple[str, float], ...] = ()
-    group: int = 0
-    """The plan's group when the call was admitted (with `spends`, its budget period)."""
+    settlement: Settlement | None = None
+    """None when no limit applies (or the limit store was unreachable and the policy let the call in), and
+    once settled."""
     headers: Headers = field(default_factory=list)
     """The rate-limit headers, as the HTTP layer sends them."""
 
@@ -184,16 +187,16 @@ class Limiter:
 
     def plan(self, principal: Principal, deployment: Deployment) -> Plan | None:
         """The limits on a call, or None when there are none."""
-        record = self.keys.key(principal.key_id) if principal.key_id is not None else None
-        project = self.keys.project(principal.project) if principal.project is not None else None
         cache_key = (principal.key_id, principal.project, deployment.name)
         plan = self._plans.get(cache_key)
-        if plan is None or plan.origin[0] is not record or plan.origin[1] is not project or (
-            plan.origin[2] is not deployment
-        ):
+        keys = self.keys
+        if plan is None or plan.generation != keys.generation or plan.deployment is not deployment:
             if len(self._plans) > 10_000:
                 self._plans.clear()
-            plan = self._plans[cache_key] = _make_plan(record, principal.project, project, deployment)
+            record = keys.key(principal.key_id) if principal.key_id is not None else None
+            project = keys.project(principal.project) if principal.project is not None else None
+            plan = _make_plan(keys.generation, record, principal.project, project, deployment)
+            self._plans[cache_key] = plan
         return None if plan.empty else plan
 
     async def admit(self, principal: Principal, deployment: Deployment, estimate: int) -> Ticket:
@@ -202,47 +205,45 @@ class Limiter:
         if plan is None:
             return ticket
         now = time.time()
-        spends = plan.spend_keys(now)
-        admission = Admission(plan.budget_limits, plan.flights, plan.requests, plan.token_buckets, estimate, plan.group)
+        admission, settlement = plan.current(now)
         try:
-            verdict = self.store.admit_now(admission, now) or await self.store.admit(admission, now)
+            verdict = self.store.admit_now(admission, estimate, now) or await self.store.admit(admission, estimate, now)
             while verdict.outcome == UNSEEDED:
                 budget = plan.budgets[verdict.which]
                 start = _period_of_day(budget.period, int(now // 86400))[0]
-                key, ttl = spends[verdict.which]
+                key, ttl = settlement.spends[verdict.which]
                 await self.store.seed(key, await self.load_spend(budget.scope, budget.name, start), ttl)
-                verdict = await self.store.admit(admission, now)
+                verdict = await self.store.admit(admission, estimate, now)
         except Exception as exc:  # the shared store is unreachable: apply the configured policy
             self.on_store_failure()
             log.warning("limit store unavailable (%s): %s", exc.__class__.__name__, exc)
             if not self.fail_open:
                 raise Unavailable("rate limits cannot be checked right now; try again shortly") from exc
             return ticket
-        if verdict.levels:
-            ticket.headers = _headers(plan, verdict.levels)
+        if verdict.refills:
+            ticket.headers = _headers(plan, verdict.refills)
         if verdict.outcome != ADMITTED:
             raise _refusal(plan, estimate, verdict, now, ticket.headers)
-        ticket.plan, ticket.spends, ticket.group = plan, spends, plan.group
+        ticket.settlement = settlement
         return ticket
 
     def settle(self, ticket: Ticket, used_tokens: int | None, cost: float) -> None:
         """Reconcile the token estimate, leave the concurrency slots and add the cost to the budgets
         (once: settling a ticket again does nothing)."""
-        plan = ticket.plan
-        if plan is None:
+        settlement = ticket.settlement
+        if settlement is None:
             return
-        ticket.plan = None
+        ticket.settlement = None
         back = ticket.estimate - used_tokens if used_tokens is not None else 0
-        settlement = Settlement(plan.token_buckets, back, plan.flight_keys, ticket.spends, cost, ticket.group)
         try:
-            self.store.settle(settlement, time.time())
+            self.store.settle(settlement, back, cost, time.time())
         except Exception as exc:
             self.on_store_failure()
             log.warning("limit store unavailable while settling (%s): %s", exc.__class__.__name__, exc)
 
 
 def _make_plan(
-    record: KeyRecord | None, project_name: str | None, project: Policy | None, deployment: Deployment
+    generation: int, record: KeyRecord | None, project_name: str | None, project: Policy | None, deployment: Deployment
 ) -> Plan:
     scopes: list[tuple[str, str, Policy]] = []
     if record is not None:
@@ -263,7 +264,7 @@ def _make_plan(
         if policy.budget_usd is not None and scope != "deployment":
             budgets.append(Budget(scope, name, policy.budget_usd, policy.budget_period))
     buckets.sort(key=lambda bucket: bucket.tokens)
-    return Plan((record, project, deployment), tuple(buckets), tuple(flights), tuple(budgets))
+    return Plan(generation, deployment, tuple(buckets), tuple(flights), tuple(budgets))
 
 
 def _refusal(plan: Plan, estimate: int, verdict: Verdict, now: float, headers: Headers) -> RateLimited:
@@ -285,9 +286,9 @@ def _refusal(plan: Plan, estimate: int, verdict: Verdict, now: float, headers: H
             headers={"Retry-After": "1"},
         )
     costs = [estimate if b.tokens else 1 for b in plan.buckets]
-    short = [
-        (_seconds_until(level, cost, b.capacity), b, cost)
-        for b, cost, level in zip(plan.buckets, costs, verdict.levels, strict=True)
+    short = [  # when each bucket holds the call's cost
+        (max(0.0, refill + cost * 60.0 / b.capacity - 60.0), b, cost)
+        for b, cost, refill in zip(plan.buckets, costs, verdict.refills, strict=True)
     ]
     wait, bucket, cost = max(short, key=lambda item: item[0])
     unit = "tokens" if bucket.tokens else "requests"
@@ -306,24 +307,18 @@ def _period(period: str) -> str:
     return "daily" if period == "day" else "monthly"
 
 
-def _seconds_until(level: float, amount: float, capacity: float) -> float:
-    """When a bucket refilling at capacity/minute holds `amount`."""
-    return max(0.0, amount - level) * 60.0 / capacity
-
-
-def _headers(plan: Plan, levels: tuple[float, ...]) -> Headers:
-    """OpenAI's x-ratelimit-* headers from the tightest requests and tokens buckets, ready to send."""
+def _headers(plan: Plan, refills: tuple[float, ...]) -> Headers:
+    """OpenAI's x-ratelimit-* headers from the tightest requests and tokens buckets, ready to send. The
+    tightest bucket is the one that needs longest to fill again: the smallest share left."""
     headers: Headers = []
-    for (limit, remaining, reset), members in plan.header_units:
-        index, capacity, shown = members[0]
-        level = levels[index]
-        for other, other_capacity, other_shown in members:
-            if levels[other] * capacity < level * other_capacity:
-                capacity, shown, level = other_capacity, other_shown, levels[other]
-        ms = int((capacity - level) * 60_000.0 / capacity)
+    for (limit, remaining, reset), start, end, members in plan.header_units:
+        unit = refills[start:end]
+        refill = max(unit)
+        capacity, shown, per_second = members[unit.index(refill)]
+        ms = int(refill * 1000.0)
         headers += (
             (limit, shown),
-            (remaining, b"%d" % level if level >= 1 else b"0"),
+            (remaining, b"%d" % (capacity - refill * per_second)),
             (reset, b"%dms" % ms if ms < 1000 else _duration(ms)),
         )
     return headers

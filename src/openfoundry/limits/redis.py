@@ -261,7 +261,8 @@ class Batch:
     seeds: list[tuple[str, float, float]] = field(default_factory=list)
     seeded: list[asyncio.Future[None]] = field(default_factory=list)
     """Who waits for each seed."""
-    admissions: list[Admission] = field(default_factory=list)
+    admissions: list[tuple[Admission, float]] = field(default_factory=list)
+    """Each with the tokens it takes from its tokens buckets."""
     verdicts: list[asyncio.Future[Any]] = field(default_factory=list)
     """Who waits for each admission's verdict."""
     unwaited: int = 0
@@ -271,24 +272,24 @@ class Batch:
     def size(self) -> int:
         return self.unwaited + len(self.seeds) + len(self.admissions) + len(self.flights)
 
-    def let_in(self, admission: Admission) -> None:
+    def let_in(self, admission: Admission, tokens: float) -> None:
         """A call let in without waiting."""
         group = self.groups.get(admission.group)
         if group is None:
             group = self.groups[admission.group] = Group()
         group.admission = admission
         group.let_in += 1
-        group.taken += admission.tokens
+        group.taken += tokens
         self.unwaited += 1
 
-    def settle(self, settlement: Settlement) -> None:
+    def settle(self, settlement: Settlement, tokens: float, cost: float) -> None:
         group = self.groups.get(settlement.group)
         if group is None:
             group = self.groups[settlement.group] = Group()
         group.settlement = settlement
         group.settled += 1
-        group.returned += settlement.tokens
-        group.cost += settlement.cost
+        group.returned += tokens
+        group.cost += cost
         self.unwaited += 1
 
     def close(self, flying: dict[str, list[int]]) -> bytes:
@@ -313,8 +314,8 @@ class Batch:
                 "returns": list(totals.returns.values()),
                 "costs": list(totals.costs.values()),
                 "admissions": [
-                    (a.budgets, a.flights, [(*r, 1.0) for r in a.requests] + [(*t, a.tokens) for t in a.token_buckets])
-                    for a in self.admissions
+                    (a.budgets, a.flights, [(*r, 1.0) for r in a.requests] + [(*t, tokens) for t in a.token_buckets])
+                    for a, tokens in self.admissions
                 ],
             }
         )
@@ -343,19 +344,18 @@ class Mirror:
 
     def __init__(self) -> None:
         self.room: dict[str, list[float]] = {}
-        """limit key -> [room, level after the takes (buckets; shown in headers), when Redis said it],
-        updated in place, so that `_entries` can hold on to them"""
+        """limit key -> [room, for buckets when it is full again (local time, shown in headers), when Redis
+        said it, for buckets seconds per unit], updated in place, so that `_entries` can hold on to them"""
         self._entries: dict[int, tuple[tuple[list[float], ...], ...]] = {}
         """group -> its limits' room entries: budgets, flights, requests buckets, tokens buckets"""
 
-    def clearly_admits(self, admission: Admission, now: float) -> tuple[float, ...] | None:
-        """Take from the room of every limit and give the buckets' levels, if each has room; else None."""
+    def clearly_admits(self, admission: Admission, tokens: float, now: float) -> tuple[float, ...] | None:
+        """Take from the room of every limit and give the buckets' refill times, if each has room; else None."""
         entries = self._entries.get(admission.group) or self._gather(admission)
         if entries is None:
             return None
         budgets, flights, requests, token_buckets = entries
         fresh = now - FRESH_SECONDS
-        tokens = admission.tokens
         for entry in budgets:
             if entry[2] < fresh or entry[0] <= 0:
                 return None
@@ -370,16 +370,18 @@ class Mirror:
                 return None
         for entry in flights:
             entry[0] -= 1
-        levels = []
+        refills = []
         for entry in requests:
             entry[0] -= 1
-            entry[1] -= 1
-            levels.append(entry[1])
+            full = entry[1]
+            entry[1] = full = (full if full > now else now) + entry[3]
+            refills.append(full - now)
         for entry in token_buckets:
             entry[0] -= tokens
-            entry[1] -= tokens
-            levels.append(entry[1])
-        return tuple(levels)
+            full = entry[1]
+            entry[1] = full = (full if full > now else now) + entry[3] * tokens
+            refills.append(full - now)
+        return tuple(refills)
 
     def _gather(self, admission: Admission) -> tuple[tuple[list[float], ...], ...] | None:
         room = self.room
@@ -405,7 +407,7 @@ class Mirror:
             self._flight(key, flying[key][1], count, pending, now)
         for (key, limit), spent in zip(batch.totals.reads.items(), spends or (), strict=True):
             self._budget(key, limit, spent, pending, now)
-        for admission, verdict in zip(batch.admissions, verdicts or (), strict=True):
+        for (admission, _), verdict in zip(batch.admissions, verdicts or (), strict=True):
             if verdict[0] == UNSEEDED:
                 continue
             _, _, levels, counts, spends = verdict
@@ -420,7 +422,9 @@ class Mirror:
         taken = pending.takes.get(key)
         since = taken[2] if taken is not None else 0.0
         margin = capacity * MARGIN
-        self._set(key, min(level - margin, margin / 2) - since, level - since, now)
+        interval = 60.0 / capacity
+        full = now + (capacity - level + since) * interval
+        self._set(key, min(level - margin, margin / 2) - since, full, now, interval)
 
     def _flight(self, key: str, slots: float, count: float, pending: Totals, now: float) -> None:
         margin = slots * MARGIN
@@ -433,20 +437,20 @@ class Mirror:
         cost = pending.costs.get(key)
         self._set(key, limit * (1 - MARGIN) - spent - (cost[2] if cost is not None else 0.0), 0.0, now)
 
-    def _set(self, key: str, room: float, level: float, now: float) -> None:
+    def _set(self, key: str, room: float, full: float, now: float, interval: float = 0.0) -> None:
         entry = self.room.get(key)
         if entry is None:
-            self.room[key] = [room, level, now]
+            self.room[key] = [room, full, now, interval]
         else:
-            entry[0], entry[1], entry[2] = room, level, now
+            entry[0], entry[1], entry[2], entry[3] = room, full, now, interval
 
-    def spend(self, settlement: Settlement) -> None:
+    def spend(self, settlement: Settlement, cost: float) -> None:
         """A settled call's cost comes off its budgets' room at once."""
         entries = self._entries.get(settlement.group)
         room = self.room
         budgets = entries[0] if entries is not None else [room[key] for key, _ in settlement.spends if key in room]
         for entry in budgets:
-            entry[0] -= settlement.cost
+            entry[0] -= cost
 
 
 class RedisStore:
@@ -468,36 +472,40 @@ class RedisStore:
         self._heartbeat: asyncio.TimerHandle | None = None
         self._drained: asyncio.Future[None] | None = None
 
-    def admit_now(self, admission: Admission, now: float) -> Verdict | None:
+    def admit_now(self, admission: Admission, tokens: float, now: float) -> Verdict | None:
         """Let the call in at once if the mirror shows room for it everywhere (Redis hears of it soon)."""
         if not self._healthy:
             return None
-        levels = self._mirror.clearly_admits(admission, time.time())  # the mirror keeps local time
-        if levels is None:
+        refills = self._mirror.clearly_admits(admission, tokens, time.time())  # the mirror keeps local time
+        if refills is None:
             return None
-        self._pending.let_in(admission)
+        self._pending.let_in(admission, tokens)
         self._schedule(waited=False)
-        return Verdict(ADMITTED, 0, 0.0, levels)
+        return Verdict(ADMITTED, 0, 0.0, refills)
 
-    async def admit(self, admission: Admission, now: float) -> Verdict:
-        verdict = self.admit_now(admission, now)
+    async def admit(self, admission: Admission, tokens: float, now: float) -> Verdict:
+        verdict = self.admit_now(admission, tokens, now)
         if verdict is not None:
             return verdict
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.admissions.append(admission)
+        self._pending.admissions.append((admission, tokens))
         self._pending.verdicts.append(future)
         self._schedule(waited=True)
-        outcome, which, levels_now, _, spends = await future
+        outcome, which, levels, _, spends = await future
         if outcome == OVER_BUDGET:
             return Verdict(outcome, which, float(spends[which]))
         if outcome not in (ADMITTED, RATE_LIMITED):
             return Verdict(outcome, which)
-        return Verdict(outcome, levels=tuple(map(float, levels_now)))
+        refills = tuple(
+            (capacity - level) * 60.0 / capacity
+            for (_, capacity), level in zip(admission.requests + admission.token_buckets, levels, strict=True)
+        )
+        return Verdict(outcome, refills=refills)
 
-    def settle(self, settlement: Settlement, now: float) -> None:
-        if settlement.cost:
-            self._mirror.spend(settlement)
-        self._pending.settle(settlement)
+    def settle(self, settlement: Settlement, tokens: float, cost: float, now: float) -> None:
+        if cost:
+            self._mirror.spend(settlement, cost)
+        self._pending.settle(settlement, tokens, cost)
         self._schedule(waited=False)
 
     async def seed(self, key: str, spent: float, ttl: float) -> None:
@@ -575,7 +583,7 @@ class RedisStore:
         for seeded in batch.seeded:
             if not seeded.done():
                 seeded.set_result(None)
-        for admission, future, verdict in zip(batch.admissions, batch.verdicts, answer[3] or (), strict=True):
+        for (admission, _), future, verdict in zip(batch.admissions, batch.verdicts, answer[3] or (), strict=True):
             admitted = verdict[0] == ADMITTED
             if not future.done():
                 future.set_result(verdict)
@@ -592,7 +600,7 @@ class RedisStore:
             if not future.done():
                 future.set_exception(exc)
         self._lost.update(batch.flights)  # the next heartbeat sends them again
-        for admission in batch.admissions:  # Redis may have counted them before the failure
+        for admission, _ in batch.admissions:  # Redis may have counted them before the failure
             for key, slots in admission.flights:
                 self._flying.setdefault(key, [0, slots])
                 self._lost.add(key)

@@ -61,6 +61,8 @@ class KeyRing:
         self._by_id: dict[str, KeyRecord] = {}
         self._projects: dict[str, Policy] = {}
         self._version: tuple[Any, ...] | None = None
+        self.generation = 0
+        """Counts the reloads: what was worked out from the keys and projects is stale once it moves."""
 
     def lookup(self, secret: str) -> KeyRecord | None:
         return self._by_hash.get(digest(secret))
@@ -80,6 +82,7 @@ class KeyRing:
         self._by_id = {record.id: record for record in self._by_hash.values()}
         self._projects = {row["name"]: policy(row) for row in await self.store.projects()}
         self._version = version
+        self.generation += 1
 
     async def watch(self) -> None:
         """Refresh forever; a failed refresh keeps the last keys and is tried again."""
