@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 
 import pytest
 import redis.asyncio as redis
@@ -160,6 +161,34 @@ async def test_far_from_its_limits_a_call_does_not_wait_for_redis_yet_redis_coun
     await store.close()  # sends what is still queued (otherwise sent within milliseconds)
     other = await shared_stores[1].admit(tokens(("wide", 1000)), 0, 0.0)
     assert rounded(other, 1000) == [949]  # the other process sees all 51 takes
+
+
+async def test_news_older_than_a_second_makes_a_call_wait_for_redis_again(
+    shared_stores: list[RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = shared_stores[0]
+    wide = requests(("wide", 1000))
+    assert store.admit_now(wide, 0, 0.0) is None  # nothing heard yet
+    assert (await store.admit(wide, 0, 0.0)).outcome == ADMITTED
+    assert store.admit_now(wide, 0, 0.0) is not None
+    later = time.time() + limits_redis.FRESH_SECONDS + 0.1
+    monkeypatch.setattr(limits_redis, "time", SimpleNamespace(time=lambda: later))
+    assert store.admit_now(wide, 0, 0.0) is None  # what it knows of the limit is stale
+    assert (await store.admit(wide, 0, 0.0)).outcome == ADMITTED
+    assert store.admit_now(wide, 0, 0.0) is not None  # the answer was news
+
+
+async def test_a_bucket_in_redis_is_the_time_it_is_full_again_and_expires_soon_after(
+    shared_stores: list[RedisStore],
+) -> None:
+    store = shared_stores[0]
+    assert (await store.admit(tokens(("half", 10)), 5, 0.0)).outcome == ADMITTED
+    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    full_at = float(await client.get("foundry:full-at:half") or 0)
+    expires_in = await client.pttl("foundry:full-at:half")
+    await client.aclose()
+    assert 29 < full_at - time.time() <= 30  # 5 of 10 a minute: full again in 30 s
+    assert 30_000 < expires_in <= 31_000  # then a second to spare
 
 
 async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_do_not_overshoot(

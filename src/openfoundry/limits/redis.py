@@ -53,16 +53,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local NOW = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))  -- Lua numbers are slow to pass as arguments
 
+-- A bucket is kept as the time it is full again (GCRA-style, as the memory store keeps it), under its
+-- own key, which expires a second after that: one GET to read it, one SET to write it.
 local function level(key, capacity)
-  local state = redis.call('HMGET', P .. key, 't', 'ts')
-  local tokens, ts = tonumber(state[1]), tonumber(state[2])
-  if tokens == nil then return capacity end
-  return math.min(capacity, tokens + math.max(0, now - ts) * capacity / 60)
+  local full = tonumber(redis.call('GET', P .. 'full-at:' .. key))
+  if full == nil or full <= now then return capacity end
+  return capacity - (full - now) * capacity / 60
 end
 
-local function store_level(key, tokens)
-  redis.call('HSET', P .. key, 't', tostring(tokens), 'ts', NOW)
-  redis.call('EXPIRE', P .. key, 120)
+local function store_level(key, tokens, capacity)
+  local seconds = (capacity - tokens) * 60 / capacity
+  local full = string.format('%.17g', now + seconds)
+  redis.call('SET', P .. 'full-at:' .. key, full, 'PX', math.ceil(seconds * 1000) + 1000)
 end
 
 -- Calls in flight are counted per process: an in-flight hash maps each process to its count, which
@@ -119,7 +121,7 @@ local function admit(budgets, flights, takes)
     end
     for i, take in ipairs(takes) do
       levels[i] = levels[i] - take[3]
-      store_level(take[1], levels[i])
+      store_level(take[1], levels[i], take[2])
     end
   end
   return {outcome, which, levels, counts, spends}
@@ -132,9 +134,9 @@ for _, s in ipairs(batch.seeds) do
 end
 
 -- a bucket both taken from and given back to is read and written once
-local buckets = {}
+local buckets, capacities = {}, {}
 local function bucket(key, capacity)
-  if buckets[key] == nil then buckets[key] = level(key, capacity) end
+  if buckets[key] == nil then buckets[key], capacities[key] = level(key, capacity), capacity end
   return buckets[key]
 end
 local levels, counts, spends = {}, {}, {}
@@ -149,7 +151,7 @@ end
 for i, key in ipairs(batch.reads) do spends[i] = tonumber(redis.call('GET', P .. key) or '-1') end
 
 for _, r in ipairs(batch.returns) do buckets[r[1]] = math.min(r[2], bucket(r[1], r[2]) + r[3]) end
-for key, tokens in pairs(buckets) do store_level(key, tokens) end
+for key, tokens in pairs(buckets) do store_level(key, tokens, capacities[key]) end
 for _, c in ipairs(batch.costs) do
   redis.call('INCRBYFLOAT', P .. c[1], string.format('%.17g', c[3]))
   redis.call('EXPIRE', P .. c[1], math.ceil(c[2]))
@@ -166,7 +168,7 @@ MARGIN = 0.1
 share of the limit) from being reached, by what this process last heard, and while this process's own
 calls that Redis has not answered yet add up to at most half of that."""
 FRESH_SECONDS = 1.0
-"""…and only if it heard about each of those limits this recently."""
+"""…and only if Redis spoke of the call's group of limits this recently."""
 UNWAITED_DELAY = 0.002
 """Operations nobody waits for (settlements, calls already let in) wait this long for company, so
 that at low load a call costs Redis about one script run, not two."""
@@ -331,42 +333,54 @@ def _fly(flying: dict[str, list[int]], key: str, slots: int, calls: int = 1) -> 
         entry[1] = slots
 
 
+@dataclass(slots=True)
+class Known:
+    """What the mirror knows of one group's limits: their room entries, and when Redis last spoke of all
+    of them (when the group was in an answered batch)."""
+
+    budgets: tuple[list[float], ...]
+    flights: tuple[list[float], ...]
+    requests: tuple[list[float], ...]
+    token_buckets: tuple[list[float], ...]
+    heard: float = -math.inf
+
+
 class Mirror:
     """How much more this process may let in, per limit, without waiting for Redis.
 
     Each answer from Redis sets a limit's room: what is left before the limit's margin (MARGIN of it),
     at most half the margin, less what this process has let in since that batch was sent. A call every
     limit of which has room is let in at once and takes from that room; its admission still goes to
-    Redis (taking unconditionally, so the shared state stays exact). Near a limit, or with knowledge
-    older than FRESH_SECONDS, calls wait for Redis's verdict, so processes overshoot a shared limit only
-    if, between two answers, they let in more than the margin together.
+    Redis (taking unconditionally, so the shared state stays exact). Near a limit, or when its group of
+    limits was last in an answer more than FRESH_SECONDS ago, a call waits for Redis's verdict, so
+    processes overshoot a shared limit only if, between two answers, they let in more than the margin
+    together.
     """
 
     def __init__(self) -> None:
         self.room: dict[str, list[float]] = {}
-        """limit key -> [room, for buckets when it is full again (local time, shown in headers), when Redis
-        said it, for buckets seconds per unit], updated in place, so that `_entries` can hold on to them"""
-        self._entries: dict[int, tuple[tuple[list[float], ...], ...]] = {}
-        """group -> its limits' room entries: budgets, flights, requests buckets, tokens buckets"""
+        """limit key -> [room, for buckets when it is full again (local time, shown in headers), for buckets
+        seconds per unit], updated in place, so that `_known` can hold on to them"""
+        self._known: dict[int, Known] = {}
+        """group -> its limits' room entries"""
 
     def clearly_admits(self, admission: Admission, tokens: float, now: float) -> tuple[float, ...] | None:
         """Take from the room of every limit and give the buckets' refill times, if each has room; else None."""
-        entries = self._entries.get(admission.group) or self._gather(admission)
-        if entries is None:
+        known = self._known.get(admission.group)
+        if known is None or known.heard < now - FRESH_SECONDS:
             return None
-        budgets, flights, requests, token_buckets = entries
-        fresh = now - FRESH_SECONDS
-        for entry in budgets:
-            if entry[2] < fresh or entry[0] <= 0:
+        for entry in known.budgets:
+            if entry[0] <= 0:
                 return None
+        flights, requests, token_buckets = known.flights, known.requests, known.token_buckets
         for entry in flights:
-            if entry[2] < fresh or entry[0] < 1:
+            if entry[0] < 1:
                 return None
         for entry in requests:
-            if entry[2] < fresh or entry[0] < 1:
+            if entry[0] < 1:
                 return None
         for entry in token_buckets:
-            if entry[2] < fresh or entry[0] < tokens:
+            if entry[0] < tokens:
                 return None
         for entry in flights:
             entry[0] -= 1
@@ -374,28 +388,29 @@ class Mirror:
         for entry in requests:
             entry[0] -= 1
             full = entry[1]
-            entry[1] = full = (full if full > now else now) + entry[3]
+            entry[1] = full = (full if full > now else now) + entry[2]
             refills.append(full - now)
         for entry in token_buckets:
             entry[0] -= tokens
             full = entry[1]
-            entry[1] = full = (full if full > now else now) + entry[3] * tokens
+            entry[1] = full = (full if full > now else now) + entry[2] * tokens
             refills.append(full - now)
         return tuple(refills)
 
-    def _gather(self, admission: Admission) -> tuple[tuple[list[float], ...], ...] | None:
-        room = self.room
-        try:
-            entries = tuple(
-                tuple(room[key] for key, _ in limits)
-                for limits in (admission.budgets, admission.flights, admission.requests, admission.token_buckets)
-            )
-        except KeyError:  # not heard of yet
-            return None
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[admission.group] = entries
-        return entries
+    def _heard(self, admission: Admission, now: float) -> None:
+        """Redis has just spoken of every limit of the admission's group."""
+        known = self._known.get(admission.group)
+        if known is None:
+            room = self.room
+            kinds = (admission.budgets, admission.flights, admission.requests, admission.token_buckets)
+            if any(key not in room for limits in kinds for key, _ in limits):
+                return  # a budget's spend not in Redis yet (unseeded)
+            budgets, flights, requests, token_buckets = (tuple(room[key] for key, _ in limits) for limits in kinds)
+            known = Known(budgets, flights, requests, token_buckets)
+            if len(self._known) > 10_000:
+                self._known.clear()
+            self._known[admission.group] = known
+        known.heard = now
 
     def learn(self, batch: Batch, answer: list[Any], pending: Totals, flying: dict[str, list[int]], now: float) -> None:
         """Take in Redis's answer to `batch` (`pending`: what was let in and settled since it was sent;
@@ -407,6 +422,9 @@ class Mirror:
             self._flight(key, flying[key][1], count, pending, now)
         for (key, limit), spent in zip(batch.totals.reads.items(), spends or (), strict=True):
             self._budget(key, limit, spent, pending, now)
+        for group in batch.groups.values():
+            if group.admission is not None:
+                self._heard(group.admission, now)
         for (admission, _), verdict in zip(batch.admissions, verdicts or (), strict=True):
             if verdict[0] == UNSEEDED:
                 continue
@@ -417,38 +435,38 @@ class Mirror:
                 self._flight(key, slots, count, pending, now)
             for (key, limit), spent in zip(admission.budgets, spends, strict=False):
                 self._budget(key, limit, spent, pending, now)
+            self._heard(admission, now)
 
     def _bucket(self, key: str, capacity: float, level: float, pending: Totals, now: float) -> None:
         taken = pending.takes.get(key)
         since = taken[2] if taken is not None else 0.0
         margin = capacity * MARGIN
         interval = 60.0 / capacity
-        full = now + (capacity - level + since) * interval
-        self._set(key, min(level - margin, margin / 2) - since, full, now, interval)
+        self._set(key, min(level - margin, margin / 2) - since, now + (capacity - level + since) * interval, interval)
 
     def _flight(self, key: str, slots: float, count: float, pending: Totals, now: float) -> None:
         margin = slots * MARGIN
-        self._set(key, min(slots - margin - count, margin / 2) - pending.let_in.get(key, 0), 0.0, now)
+        self._set(key, min(slots - margin - count, margin / 2) - pending.let_in.get(key, 0))
 
     def _budget(self, key: str, limit: float, spent: float, pending: Totals, now: float) -> None:
-        if spent < 0:  # the spend left Redis: the next call waits (as for stale news), and seeds it
-            self._set(key, 0.0, 0.0, -math.inf)
+        if spent < 0:  # the spend left Redis: no room, so the next call waits for Redis, and seeds it
+            self._set(key, 0.0)
             return
         cost = pending.costs.get(key)
-        self._set(key, limit * (1 - MARGIN) - spent - (cost[2] if cost is not None else 0.0), 0.0, now)
+        self._set(key, limit * (1 - MARGIN) - spent - (cost[2] if cost is not None else 0.0))
 
-    def _set(self, key: str, room: float, full: float, now: float, interval: float = 0.0) -> None:
+    def _set(self, key: str, room: float, full: float = 0.0, interval: float = 0.0) -> None:
         entry = self.room.get(key)
         if entry is None:
-            self.room[key] = [room, full, now, interval]
+            self.room[key] = [room, full, interval]
         else:
-            entry[0], entry[1], entry[2], entry[3] = room, full, now, interval
+            entry[0], entry[1], entry[2] = room, full, interval
 
     def spend(self, settlement: Settlement, cost: float) -> None:
         """A settled call's cost comes off its budgets' room at once."""
-        entries = self._entries.get(settlement.group)
+        known = self._known.get(settlement.group)
         room = self.room
-        budgets = entries[0] if entries is not None else [room[key] for key, _ in settlement.spends if key in room]
+        budgets = known.budgets if known is not None else [room[key] for key, _ in settlement.spends if key in room]
         for entry in budgets:
             entry[0] -= cost
 
