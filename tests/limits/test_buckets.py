@@ -191,6 +191,18 @@ async def test_a_bucket_in_redis_is_the_time_it_is_full_again_and_expires_soon_a
     assert 30_000 < expires_in <= 31_000  # then a second to spare
 
 
+async def test_a_call_that_ends_gives_its_slot_back_to_the_room_at_once(shared_stores: list[RedisStore]) -> None:
+    store = shared_stores[0]
+    enter = admission(flights=(("hundred", 100),))  # room: at most 5 (half of the 10% margin) between answers
+    assert (await store.admit(enter, 0, 0.0)).outcome == ADMITTED  # waits: nothing heard yet
+    leave = settlement(flights=("hundred",))
+    for _ in range(50):  # no await: no answer from Redis comes in between
+        assert store.admit_now(enter, 0, 0.0) is not None
+        store.settle(leave, 0, 0.0, 0.0)
+    let_in = [store.admit_now(enter, 0, 0.0) is not None for _ in range(10)]
+    assert let_in == [True] * 5 + [False] * 5  # 5 more in flight: then calls wait for Redis
+
+
 async def test_near_a_shared_limit_every_call_waits_for_redis_so_two_processes_do_not_overshoot(
     shared_stores: list[RedisStore],
 ) -> None:

@@ -66,7 +66,8 @@ class Budget:
 
 @dataclass(slots=True)
 class Plan:
-    """Every limit on one (key, project, deployment), worked out once and kept until one of them changes."""
+    """Every limit on one (key, project, deployment), worked out once and kept until the key ring reloads or
+    the deployment changes."""
 
     generation: int
     """The key ring's generation it was made from."""

@@ -351,10 +351,12 @@ class Mirror:
     Each answer from Redis sets a limit's room: what is left before the limit's margin (MARGIN of it),
     at most half the margin, less what this process has let in since that batch was sent. A call every
     limit of which has room is let in at once and takes from that room; its admission still goes to
-    Redis (taking unconditionally, so the shared state stays exact). Near a limit, or when its group of
-    limits was last in an answer more than FRESH_SECONDS ago, a call waits for Redis's verdict, so
-    processes overshoot a shared limit only if, between two answers, they let in more than the margin
-    together.
+    Redis (taking unconditionally, so the shared state stays exact). A call that ends gives its slots
+    back at once: a concurrency limit's room bounds how many more calls a process has in flight since
+    the last answer, not how many it started (under steady load as many end as start). Near a limit, or
+    when its group of limits was last in an answer more than FRESH_SECONDS ago, a call waits for
+    Redis's verdict, so processes overshoot a shared limit only if, between two answers, they let in
+    more than the margin together.
     """
 
     def __init__(self) -> None:
@@ -446,7 +448,7 @@ class Mirror:
 
     def _flight(self, key: str, slots: float, count: float, pending: Totals, now: float) -> None:
         margin = slots * MARGIN
-        self._set(key, min(slots - margin - count, margin / 2) - pending.let_in.get(key, 0))
+        self._set(key, min(slots - margin - count, margin / 2) - pending.let_in.get(key, 0) + pending.left.get(key, 0))
 
     def _budget(self, key: str, limit: float, spent: float, pending: Totals, now: float) -> None:
         if spent < 0:  # the spend left Redis: no room, so the next call waits for Redis, and seeds it
@@ -462,13 +464,20 @@ class Mirror:
         else:
             entry[0], entry[1], entry[2] = room, full, interval
 
-    def spend(self, settlement: Settlement, cost: float) -> None:
-        """A settled call's cost comes off its budgets' room at once."""
+    def settle(self, settlement: Settlement, cost: float) -> None:
+        """A settled call gives its slots back to the room at once, and its cost comes off its budgets'."""
         known = self._known.get(settlement.group)
-        room = self.room
-        budgets = known.budgets if known is not None else [room[key] for key, _ in settlement.spends if key in room]
-        for entry in budgets:
-            entry[0] -= cost
+        if known is not None:
+            flights, budgets = known.flights, known.budgets
+        else:
+            room = self.room
+            flights = tuple(room[key] for key in settlement.flights if key in room)
+            budgets = tuple(room[key] for key, _ in settlement.spends if key in room)
+        for entry in flights:
+            entry[0] += 1
+        if cost:
+            for entry in budgets:
+                entry[0] -= cost
 
 
 class RedisStore:
@@ -521,8 +530,7 @@ class RedisStore:
         return Verdict(outcome, refills=refills)
 
     def settle(self, settlement: Settlement, tokens: float, cost: float, now: float) -> None:
-        if cost:
-            self._mirror.spend(settlement, cost)
+        self._mirror.settle(settlement, cost)
         self._pending.settle(settlement, tokens, cost)
         self._schedule(waited=False)
 
