@@ -89,6 +89,18 @@ async def test_takes_all_or_nothing(store: LimitStore) -> None:
     assert rounded(verdict, 10, 10) == [9, 0]
 
 
+def test_a_memory_bucket_refills_at_its_capacity_per_minute() -> None:
+    store = MemoryStore()
+    ten = requests(("ten", 10))  # a call each 6 s
+    assert all(store.admit_now(ten, 0, 1000.0).outcome == ADMITTED for _ in range(10))
+    refused = store.admit_now(ten, 0, 1000.0)
+    assert refused.outcome == RATE_LIMITED and refused.refills == (60.0,)
+    assert store.admit_now(ten, 0, 1005.9).outcome == RATE_LIMITED  # not quite one call's worth yet
+    admitted = store.admit_now(ten, 0, 1006.0)
+    assert admitted.outcome == ADMITTED and admitted.refills == (60.0,)
+    assert store.admit_now(ten, 0, 1100.0).refills == (6.0,)  # full again after a minute; one call taken
+
+
 async def test_settling_gives_back_and_takes_more_tokens(store: LimitStore) -> None:
     await store.admit(tokens(("t", 1000)), 900, 1000.0)
     store.settle(settlement((("t", 1000),)), 850, 0.0, 1000.0)  # estimated 900, used 50
