@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,7 +256,7 @@ class Batch:
     come, and per limit when the batch is sent (one bucket update and one in-flight count per limit,
     whatever the number of calls); admissions that wait for a verdict go one by one, in order."""
 
-    groups: dict[int, Group] = field(default_factory=dict)
+    groups: defaultdict[int, Group] = field(default_factory=lambda: defaultdict(Group))
     flights: dict[str, None] = field(default_factory=dict)
     """In-flight keys whose count in this process to send (besides those of the calls let in or settled)."""
     totals: Totals = field(default_factory=Totals)
@@ -276,18 +277,14 @@ class Batch:
 
     def let_in(self, admission: Admission, tokens: float) -> None:
         """A call let in without waiting."""
-        group = self.groups.get(admission.group)
-        if group is None:
-            group = self.groups[admission.group] = Group()
+        group = self.groups[admission.group]
         group.admission = admission
         group.let_in += 1
         group.taken += tokens
         self.unwaited += 1
 
     def settle(self, settlement: Settlement, tokens: float, cost: float) -> None:
-        group = self.groups.get(settlement.group)
-        if group is None:
-            group = self.groups[settlement.group] = Group()
+        group = self.groups[settlement.group]
         group.settlement = settlement
         group.settled += 1
         group.returned += tokens
