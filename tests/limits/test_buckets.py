@@ -184,7 +184,7 @@ async def test_news_older_than_a_second_makes_a_call_wait_for_redis_again(
     assert (await store.admit(wide, 0, 0.0)).outcome == ADMITTED
     assert store.admit_now(wide, 0, 0.0) is not None
     later = time.time() + limits_redis.FRESH_SECONDS + 0.1
-    monkeypatch.setattr(limits_redis, "time", SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(limits_redis, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
     assert store.admit_now(wide, 0, 0.0) is None  # what it knows of the limit is stale
     assert (await store.admit(wide, 0, 0.0)).outcome == ADMITTED
     assert store.admit_now(wide, 0, 0.0) is not None  # the answer was news
@@ -244,6 +244,19 @@ async def test_calls_let_in_and_settled_in_one_batch_add_up_exactly(shared_store
     assert 949 <= calls < 949 + 1000 / 60 and 96_100 <= tokens_left < 96_100 + 100_000 / 60
 
 
+async def test_a_cost_on_a_spend_redis_does_not_hold_starts_it_with_an_expiry(shared_stores: list[RedisStore]) -> None:
+    store = shared_stores[0]
+    await store.seed("spend:seeded", 1.0, 7200)
+    store.settle(settlement(spends=(("spend:seeded", 3600.0), ("spend:absent", 3600.0))), 0, 0.25, 0.0)
+    await store.close()
+    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    seeded, absent = await client.mget("foundry:spend:seeded", "foundry:spend:absent")
+    ttls = [await client.ttl("foundry:spend:seeded"), await client.ttl("foundry:spend:absent")]
+    await client.aclose()
+    assert (float(seeded or 0), float(absent or 0)) == (1.25, 0.25)
+    assert 7100 < ttls[0] <= 7200 and 3500 < ttls[1] <= 3600  # the seeded one keeps the expiry of its seed
+
+
 async def test_the_script_is_sent_again_when_redis_has_forgotten_it(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
     assert (await store.admit(tokens(("x", 10)), 1, 0.0)).outcome == ADMITTED
@@ -268,11 +281,24 @@ async def test_a_dead_process_s_calls_in_flight_stop_counting(shared_stores: lis
         assert (await holder.admit(enter, 0, 0.0)).outcome == ADMITTED
     assert (await other.admit(enter, 0, 0.0)).outcome == TOO_MANY_IN_FLIGHT
     client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
-    [holder_id, _] = await client.zrange("foundry:processes", 0, -1)  # by time: the holder spoke first
+    [holder_id, other_id] = await client.zrange("foundry:processes", 0, -1)  # by time: the holder spoke first
     await client.zadd("foundry:processes", {holder_id: time.time() - PROCESS_STALE_SECONDS - 1})  # silent: dead
     assert (await other.admit(enter, 0, 0.0)).outcome == ADMITTED
-    assert await client.hgetall("foundry:pair") == {(await client.zrange("foundry:processes", 0, -1))[0]: b"1"}
+    assert await client.hgetall("foundry:pair") == {other_id: b"1"}
     await client.aclose()
+
+
+async def test_a_process_announcing_itself_clears_the_dead_ones_out(
+    shared_stores: list[RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits_redis, "HEARTBEAT_SECONDS", 0.0)  # every batch announces
+    store = shared_stores[0]
+    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    await client.zadd("foundry:processes", {"gone": time.time() - PROCESS_STALE_SECONDS - 1, "alive": time.time()})
+    assert (await store.admit(admission(flights=(("pair", 2),)), 0, 0.0)).outcome == ADMITTED
+    members = await client.zrange("foundry:processes", 0, -1)
+    await client.aclose()
+    assert b"gone" not in members and b"alive" in members and len(members) == 2  # and the store itself
 
 
 async def test_a_live_process_sends_its_calls_in_flight_again_and_again(

@@ -43,43 +43,57 @@ PREFIX = "foundry:"
 
 # ARGV[1] is a `Batch` as JSON (see Batch.close), applied in this order: seeds; the calls already let
 # in and settled (every take and spend read added up per limit, and this process's new in-flight counts);
-# then the admissions that wait for a verdict, one by one. The answer: [levels, in-flight counts and
-# spends after the calls let in (-1: a spend not in Redis), [per admission: outcome, which, levels,
-# counts, spends]].
+# then the admissions that wait for a verdict, one by one. ARGV[5] is "1" when the process announces that
+# it is alive (see RedisStore._send). The answer, as RESP arrays of integers: [levels, in-flight counts and
+# spends after the calls let in (-1: a spend not in Redis), [per admission: outcome, which, levels, counts,
+# spends]], levels in thousandths of a unit and spends in millionths of a USD. Numbers cross into Redis as
+# integer-formatted strings and come back as integers: formatting floats is most of a script's cost.
 _SCRIPT = """
-local P, PROCESS, STALE = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local P, PROCESS, STALE, ANNOUNCE = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
 local PROCESSES = P .. 'processes'
 local batch = cjson.decode(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local NOW = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))  -- Lua numbers are slow to pass as arguments
+local since = now - tonumber(STALE)
+
+local function int(x) return string.format('%d', x) end
+local function milli(x) return math.floor(x * 1000) end
+local function micro(x) return math.floor(x * 1000000) end
 
 -- A bucket is kept as the time it is full again (GCRA-style, as the memory store keeps it), under its
--- own key, which expires a second after that: one GET to read it, one SET to write it.
-local function level(key, capacity)
-  local full = tonumber(redis.call('GET', P .. 'full-at:' .. key))
+-- own key, which expires a second after that: one read, one SET to write it.
+local function level_of(full, capacity)
+  full = tonumber(full)
   if full == nil or full <= now then return capacity end
   return capacity - (full - now) * capacity / 60
 end
 
 local function store_level(key, tokens, capacity)
   local seconds = (capacity - tokens) * 60 / capacity
-  local full = string.format('%.17g', now + seconds)
-  redis.call('SET', P .. 'full-at:' .. key, full, 'PX', math.ceil(seconds * 1000) + 1000)
+  local full = now + seconds
+  local whole = math.floor(full)
+  redis.call('SET', P .. 'full-at:' .. key, string.format('%d.%06d', whole, math.floor((full - whole) * 1000000)),
+    'PX', int(math.ceil(seconds * 1000) + 1000))
 end
 
 -- Calls in flight are counted per process: an in-flight hash maps each process to its count, which
--- that process sets. A process not heard from in STALE seconds has died and its counts no longer count
--- (a live one sends its counts at least every few seconds while it has calls in flight).
-redis.call('ZADD', PROCESSES, NOW, PROCESS)
-redis.call('ZREMRANGEBYSCORE', PROCESSES, '-inf', now - STALE)
+-- that process sets. A process that has not announced itself for STALE seconds has died and its counts
+-- no longer count (a live one announces itself at least every few seconds while it has calls in flight,
+-- and then refreshes the expiry of each in-flight hash it holds).
+if ANNOUNCE then
+  redis.call('ZADD', PROCESSES, t[1] .. '.' .. string.format('%06d', tonumber(t[2])), PROCESS)
+  redis.call('ZREMRANGEBYSCORE', PROCESSES, '-inf', '(' .. int(math.floor(since)))
+end
 local alive = {[PROCESS] = true}
 local function in_flight(key)
   local fields = redis.call('HGETALL', P .. key)
   local total = 0
   for i = 1, #fields, 2 do
     local process = fields[i]
-    if alive[process] == nil then alive[process] = redis.call('ZSCORE', PROCESSES, process) ~= false end
+    if alive[process] == nil then
+      local seen = redis.call('ZSCORE', PROCESSES, process)
+      alive[process] = seen ~= false and tonumber(seen) >= since
+    end
     if alive[process] then
       total = total + tonumber(fields[i + 1])
     else
@@ -91,8 +105,9 @@ end
 
 local function fly(key, count)
   if count > 0 then
-    redis.call('HSET', P .. key, PROCESS, count)
-    redis.call('EXPIRE', P .. key, STALE)
+    if redis.call('HSET', P .. key, PROCESS, int(count)) == 1 or ANNOUNCE then
+      redis.call('EXPIRE', P .. key, STALE)
+    end
   else
     redis.call('HDEL', P .. key, PROCESS)
   end
@@ -111,7 +126,7 @@ local function admit(budgets, flights, takes)
     if outcome == 0 and counts[i] >= f[2] then outcome, which = 2, i - 1 end
   end
   for i, take in ipairs(takes) do
-    levels[i] = level(take[1], take[2])
+    levels[i] = level_of(redis.call('GET', P .. 'full-at:' .. take[1]), take[2])
     if outcome == 0 and levels[i] < take[3] then outcome = 3 end
   end
   if outcome == 0 then
@@ -125,42 +140,53 @@ local function admit(budgets, flights, takes)
       store_level(take[1], levels[i], take[2])
     end
   end
+  for i, level in ipairs(levels) do levels[i] = milli(level) end
+  for i, spent in ipairs(spends) do spends[i] = micro(spent) end
   return {outcome, which, levels, counts, spends}
 end
 
 for _, s in ipairs(batch.seeds) do
   if redis.call('SET', P .. s[1], string.format('%.17g', s[2]), 'NX') then
-    redis.call('EXPIRE', P .. s[1], math.ceil(s[3]))
+    redis.call('EXPIRE', P .. s[1], int(math.ceil(s[3])))
   end
 end
 
--- a bucket both taken from and given back to is read and written once
-local buckets, capacities = {}, {}
+-- every bucket and spend the batch touches is read in one MGET; a bucket both taken from and given back
+-- to is written once
+local keys, buckets, capacities = {}, {}, {}
+for _, b in ipairs(batch.takes) do keys[#keys + 1] = P .. 'full-at:' .. b[1] end
+for _, r in ipairs(batch.returns) do keys[#keys + 1] = P .. 'full-at:' .. r[1] end
+for _, key in ipairs(batch.reads) do keys[#keys + 1] = P .. key end
+local values = #keys > 0 and redis.call('MGET', unpack(keys)) or {}
+local n = 0
 local function bucket(key, capacity)
-  if buckets[key] == nil then buckets[key], capacities[key] = level(key, capacity), capacity end
+  n = n + 1
+  if buckets[key] == nil then buckets[key], capacities[key] = level_of(values[n], capacity), capacity end
   return buckets[key]
 end
 local levels, counts, spends = {}, {}, {}
 for i, b in ipairs(batch.takes) do
-  levels[i] = bucket(b[1], b[2]) - b[3]
-  buckets[b[1]] = levels[i]
+  buckets[b[1]] = bucket(b[1], b[2]) - b[3]
+  levels[i] = milli(buckets[b[1]])
 end
+for _, r in ipairs(batch.returns) do buckets[r[1]] = math.min(r[2], bucket(r[1], r[2]) + r[3]) end
+for i, _ in ipairs(batch.reads) do spends[i] = micro(tonumber(values[n + i] or '-1')) end
 for i, f in ipairs(batch.flights) do
   fly(f[1], f[2])
   counts[i] = in_flight(f[1])
 end
-for i, key in ipairs(batch.reads) do spends[i] = tonumber(redis.call('GET', P .. key) or '-1') end
 
-for _, r in ipairs(batch.returns) do buckets[r[1]] = math.min(r[2], bucket(r[1], r[2]) + r[3]) end
 for key, tokens in pairs(buckets) do store_level(key, tokens, capacities[key]) end
 for _, c in ipairs(batch.costs) do
-  redis.call('INCRBYFLOAT', P .. c[1], string.format('%.17g', c[3]))
-  redis.call('EXPIRE', P .. c[1], math.ceil(c[2]))
+  local added = string.format('%.17g', c[3])
+  if tonumber(redis.call('INCRBYFLOAT', P .. c[1], added)) == tonumber(added) then  -- was new (or 0): set expiry
+    redis.call('EXPIRE', P .. c[1], int(math.ceil(c[2])))
+  end
 end
 
 local verdicts = {}
 for i, a in ipairs(batch.admissions) do verdicts[i] = admit(unpack(a)) end
-return cjson.encode({levels, counts, spends, verdicts})
+return {levels, counts, spends, verdicts}
 """
 _SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
@@ -415,25 +441,25 @@ class Mirror:
         """Take in Redis's answer to `batch` (`pending`: what was let in and settled since it was sent;
         `flying`: the process's in-flight counts and slots)."""
         levels, counts, spends, verdicts = answer
-        for (key, capacity, _), level in zip(batch.totals.takes.values(), levels or (), strict=True):
-            self._bucket(key, capacity, level, pending, now)
-        for key, count in zip(batch.flights, counts or (), strict=True):
+        for (key, capacity, _), level in zip(batch.totals.takes.values(), levels, strict=True):
+            self._bucket(key, capacity, level / 1000, pending, now)
+        for key, count in zip(batch.flights, counts, strict=True):
             self._flight(key, flying[key][1], count, pending, now)
-        for (key, limit), spent in zip(batch.totals.reads.items(), spends or (), strict=True):
-            self._budget(key, limit, spent, pending, now)
+        for (key, limit), spent in zip(batch.totals.reads.items(), spends, strict=True):
+            self._budget(key, limit, spent / 1e6, pending, now)
         for group in batch.groups.values():
             if group.admission is not None:
                 self._heard(group.admission, now)
-        for (admission, _), verdict in zip(batch.admissions, verdicts or (), strict=True):
+        for (admission, _), verdict in zip(batch.admissions, verdicts, strict=True):
             if verdict[0] == UNSEEDED:
                 continue
             _, _, levels, counts, spends = verdict
             for (key, capacity), level in zip(admission.requests + admission.token_buckets, levels, strict=False):
-                self._bucket(key, capacity, level, pending, now)
+                self._bucket(key, capacity, level / 1000, pending, now)
             for (key, slots), count in zip(admission.flights, counts, strict=False):
                 self._flight(key, slots, count, pending, now)
             for (key, limit), spent in zip(admission.budgets, spends, strict=False):
-                self._budget(key, limit, spent, pending, now)
+                self._budget(key, limit, spent / 1e6, pending, now)
             self._heard(admission, now)
 
     def _bucket(self, key: str, capacity: float, level: float, pending: Totals, now: float) -> None:
@@ -494,6 +520,9 @@ class RedisStore:
         self._soon = False
         """A send is scheduled for the loop's next turn."""
         self._heartbeat: asyncio.TimerHandle | None = None
+        self._announced = -math.inf
+        """When this process last told Redis it is alive (monotonic time): it does at least every
+        HEARTBEAT_SECONDS while it sends batches, and with every heartbeat."""
         self._drained: asyncio.Future[None] | None = None
 
     def admit_now(self, admission: Admission, tokens: float, now: float) -> Verdict | None:
@@ -517,11 +546,11 @@ class RedisStore:
         self._schedule(waited=True)
         outcome, which, levels, _, spends = await future
         if outcome == OVER_BUDGET:
-            return Verdict(outcome, which, float(spends[which]))
+            return Verdict(outcome, which, spends[which] / 1e6)
         if outcome not in (ADMITTED, RATE_LIMITED):
             return Verdict(outcome, which)
         refills = tuple(
-            (capacity - level) * 60.0 / capacity
+            (capacity - level / 1000) * 60.0 / capacity
             for (_, capacity), level in zip(admission.requests + admission.token_buckets, levels, strict=True)
         )
         return Verdict(outcome, refills=refills)
@@ -554,6 +583,7 @@ class RedisStore:
         """Send every count of calls in flight (and any a failed batch lost), so Redis knows this process
         is alive and what it holds."""
         self._heartbeat = None
+        self._announced = -math.inf
         flights = self._pending.flights
         for key, (count, _) in self._flying.items():
             if count or key in self._lost:
@@ -572,18 +602,17 @@ class RedisStore:
         batch, self._pending = self._pending, Batch()
         self._in_flight = batch
         ops = batch.close(self._flying)
-        self._redis.send(
-            command("EVALSHA", _SHA, 0, ops, PREFIX, self._process, PROCESS_STALE_SECONDS),
-            lambda reply: self._answered(batch, ops, reply),
-        )
+        now = time.monotonic()
+        announce = now - self._announced >= HEARTBEAT_SECONDS
+        if announce:
+            self._announced = now
+        args = (ops, PREFIX, self._process, PROCESS_STALE_SECONDS, int(announce))
+        self._redis.send(command("EVALSHA", _SHA, 0, *args), lambda reply: self._answered(batch, args, reply))
 
-    def _answered(self, batch: Batch, ops: bytes, reply: Any) -> None:
+    def _answered(self, batch: Batch, args: tuple[bytes | str | int, ...], reply: Any) -> None:
         if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
             # Redis lost its script cache (a restart, SCRIPT FLUSH): EVAL sends the script and caches it
-            self._redis.send(
-                command("EVAL", _SCRIPT, 0, ops, PREFIX, self._process, PROCESS_STALE_SECONDS),
-                lambda reply: self._answered(batch, ops, reply),
-            )
+            self._redis.send(command("EVAL", _SCRIPT, 0, *args), lambda reply: self._answered(batch, args, reply))
             return
         try:
             if isinstance(reply, Exception):
@@ -598,10 +627,9 @@ class RedisStore:
         elif self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
 
-    def _apply(self, batch: Batch, reply: bytes) -> None:
+    def _apply(self, batch: Batch, answer: list[Any]) -> None:
         self._healthy = True
         now = time.time()
-        answer = orjson.loads(reply)
         self._mirror.learn(batch, answer, totals_of(self._pending.groups), self._flying, now)
         for seeded in batch.seeded:
             if not seeded.done():
@@ -619,6 +647,7 @@ class RedisStore:
 
     def _fail(self, batch: Batch, exc: Exception) -> None:
         self._healthy = False
+        self._announced = -math.inf  # the batch may not have reached Redis: the next one announces again
         for future in (*batch.seeded, *batch.verdicts):
             if not future.done():
                 future.set_exception(exc)
