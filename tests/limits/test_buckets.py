@@ -257,6 +257,20 @@ async def test_a_cost_on_a_spend_redis_does_not_hold_starts_it_with_an_expiry(sh
     assert 7100 < ttls[0] <= 7200 and 3500 < ttls[1] <= 3600  # the seeded one keeps the expiry of its seed
 
 
+async def test_a_batch_touching_thousands_of_limits_is_applied_whole(shared_stores: list[RedisStore]) -> None:
+    url = os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15"
+    failures = []
+    store = RedisStore(url, on_failure=lambda: failures.append(1))
+    for n in range(3000):  # no await: one batch, 9,000 bucket keys to read (Lua unpacks a few thousand at once)
+        buckets = tuple((f"many:{n}:{i}", 1000.0) for i in range(3))
+        store.settle(settlement(buckets), -10, 0.0, 0.0)  # each call used 10 tokens more than estimated
+    await store.close()
+    client = redis.Redis.from_url(url)
+    full_at = await client.get("foundry:full-at:many:2999:2")
+    await client.aclose()
+    assert failures == [] and 0.5 < float(full_at or 0) - time.time() <= 0.6  # 10 of 1000 a minute: 0.6 s
+
+
 async def test_the_script_is_sent_again_when_redis_has_forgotten_it(shared_stores: list[RedisStore]) -> None:
     store = shared_stores[0]
     assert (await store.admit(tokens(("x", 10)), 1, 0.0)).outcome == ADMITTED

@@ -157,7 +157,12 @@ local keys, buckets, capacities = {}, {}, {}
 for _, b in ipairs(batch.takes) do keys[#keys + 1] = P .. 'full-at:' .. b[1] end
 for _, r in ipairs(batch.returns) do keys[#keys + 1] = P .. 'full-at:' .. r[1] end
 for _, key in ipairs(batch.reads) do keys[#keys + 1] = P .. key end
-local values = #keys > 0 and redis.call('MGET', unpack(keys)) or {}
+local values = {}
+for first = 1, #keys, 1000 do  -- in slices: Lua unpacks at most a few thousand values at once
+  for i, value in ipairs(redis.call('MGET', unpack(keys, first, math.min(first + 999, #keys)))) do
+    values[first + i - 1] = value
+  end
+end
 local n = 0
 local function bucket(key, capacity)
   n = n + 1
