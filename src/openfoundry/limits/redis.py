@@ -47,7 +47,7 @@ PREFIX = "foundry:"
 # it is alive (see RedisStore._send). The answer, as RESP arrays of integers: [levels, in-flight counts and
 # spends after the calls let in (-1: a spend not in Redis), [per admission: outcome, which, levels, counts,
 # spends]], levels in thousandths of a unit and spends in millionths of a USD. Numbers cross into Redis as
-# integer-formatted strings and come back as integers: formatting floats is most of a script's cost.
+# integer-formatted strings and come back as integers: formatting floats was an eighth of a script run.
 _SCRIPT = """
 local P, PROCESS, STALE, ANNOUNCE = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1'
 local PROCESSES = P .. 'processes'
