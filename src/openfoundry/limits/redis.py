@@ -57,6 +57,10 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local since = now - tonumber(STALE)
 
 local function int(x) return string.format('%d', x) end
+local function stamp(seconds)  -- a time to the microsecond, without formatting a float
+  local whole = math.floor(seconds)
+  return string.format('%d.%06d', whole, math.floor((seconds - whole) * 1000000))
+end
 local function milli(x) return math.floor(x * 1000) end
 local function micro(x) return math.floor(x * 1000000) end
 
@@ -70,10 +74,7 @@ end
 
 local function store_level(key, tokens, capacity)
   local seconds = (capacity - tokens) * 60 / capacity
-  local full = now + seconds
-  local whole = math.floor(full)
-  redis.call('SET', P .. 'full-at:' .. key, string.format('%d.%06d', whole, math.floor((full - whole) * 1000000)),
-    'PX', int(math.ceil(seconds * 1000) + 1000))
+  redis.call('SET', P .. 'full-at:' .. key, stamp(now + seconds), 'PX', int(math.ceil(seconds * 1000) + 1000))
 end
 
 -- Calls in flight are counted per process: an in-flight hash maps each process to its count, which
@@ -81,7 +82,7 @@ end
 -- no longer count (a live one announces itself at least every few seconds while it has calls in flight,
 -- and then refreshes the expiry of each in-flight hash it holds).
 if ANNOUNCE then
-  redis.call('ZADD', PROCESSES, t[1] .. '.' .. string.format('%06d', tonumber(t[2])), PROCESS)
+  redis.call('ZADD', PROCESSES, stamp(now), PROCESS)
   redis.call('ZREMRANGEBYSCORE', PROCESSES, '-inf', '(' .. int(math.floor(since)))
 end
 local alive = {[PROCESS] = true}
@@ -163,19 +164,20 @@ for first = 1, #keys, 1000 do  -- in slices: Lua unpacks at most a few thousand 
     values[first + i - 1] = value
   end
 end
-local n = 0
-local function bucket(key, capacity)
-  n = n + 1
-  if buckets[key] == nil then buckets[key], capacities[key] = level_of(values[n], capacity), capacity end
+local function bucket(key, capacity, value)
+  if buckets[key] == nil then buckets[key], capacities[key] = level_of(value, capacity), capacity end
   return buckets[key]
 end
+local taken, returned = #batch.takes, #batch.returns
 local levels, counts, spends = {}, {}, {}
 for i, b in ipairs(batch.takes) do
-  buckets[b[1]] = bucket(b[1], b[2]) - b[3]
+  buckets[b[1]] = bucket(b[1], b[2], values[i]) - b[3]
   levels[i] = milli(buckets[b[1]])
 end
-for _, r in ipairs(batch.returns) do buckets[r[1]] = math.min(r[2], bucket(r[1], r[2]) + r[3]) end
-for i, _ in ipairs(batch.reads) do spends[i] = micro(tonumber(values[n + i] or '-1')) end
+for i, r in ipairs(batch.returns) do
+  buckets[r[1]] = math.min(r[2], bucket(r[1], r[2], values[taken + i]) + r[3])
+end
+for i, _ in ipairs(batch.reads) do spends[i] = micro(tonumber(values[taken + returned + i] or '-1')) end
 for i, f in ipairs(batch.flights) do
   fly(f[1], f[2])
   counts[i] = in_flight(f[1])
