@@ -30,12 +30,17 @@ from openfoundry.limits.store import (
 STORES = ["memory"] + (["redis"] if os.environ.get("FOUNDRY_TEST_REDIS") else [])
 
 
+def shared_db() -> str:
+    """The Redis db the shared-store tests use (flushed by their fixtures)."""
+    return os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15"
+
+
 @pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[LimitStore]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    url = os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15"
+    url = shared_db()
     client = redis.Redis.from_url(url)
     await client.flushdb()
     await client.aclose()
@@ -149,7 +154,7 @@ async def shared_stores() -> AsyncIterator[list[RedisStore]]:
     """Two stores on one Redis db, as two gateway processes see it."""
     if not os.environ.get("FOUNDRY_TEST_REDIS"):
         pytest.skip("needs FOUNDRY_TEST_REDIS")
-    url = os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15"
+    url = shared_db()
     client = redis.Redis.from_url(url)
     await client.flushdb()
     await client.aclose()
@@ -195,7 +200,7 @@ async def test_a_bucket_in_redis_is_the_time_it_is_full_again_and_expires_soon_a
 ) -> None:
     store = shared_stores[0]
     assert (await store.admit(tokens(("half", 10)), 5, 0.0)).outcome == ADMITTED
-    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    client = redis.Redis.from_url(shared_db())
     full_at = float(await client.get("foundry:full-at:half") or 0)
     expires_in = await client.pttl("foundry:full-at:half")
     await client.aclose()
@@ -235,7 +240,7 @@ async def test_calls_let_in_and_settled_in_one_batch_add_up_exactly(shared_store
     for _ in range(20):  # each used 40 of its 100 estimated tokens
         store.settle(settlement((("tokens", 100_000),), ("slots",)), 60, 0.0, 0.0)
     await store.close()
-    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    client = redis.Redis.from_url(shared_db())
     in_flight = await client.hvals("foundry:slots")
     await client.aclose()
     assert in_flight == [b"31"]  # this process's count: the first call and the 30 not settled
@@ -249,7 +254,7 @@ async def test_a_cost_on_a_spend_redis_does_not_hold_starts_it_with_an_expiry(sh
     await store.seed("spend:seeded", 1.0, 7200)
     store.settle(settlement(spends=(("spend:seeded", 3600.0), ("spend:absent", 3600.0))), 0, 0.25, 0.0)
     await store.close()
-    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    client = redis.Redis.from_url(shared_db())
     seeded, absent = await client.mget("foundry:spend:seeded", "foundry:spend:absent")
     ttls = [await client.ttl("foundry:spend:seeded"), await client.ttl("foundry:spend:absent")]
     await client.aclose()
@@ -258,7 +263,7 @@ async def test_a_cost_on_a_spend_redis_does_not_hold_starts_it_with_an_expiry(sh
 
 
 async def test_a_batch_touching_thousands_of_limits_is_applied_whole(shared_stores: list[RedisStore]) -> None:
-    url = os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15"
+    url = shared_db()
     failures = []
     store = RedisStore(url, on_failure=lambda: failures.append(1))
     for n in range(3000):  # no await: one batch, 9,000 bucket keys to read (Lua unpacks a few thousand at once)
@@ -294,7 +299,7 @@ async def test_a_dead_process_s_calls_in_flight_stop_counting(shared_stores: lis
     for _ in range(2):
         assert (await holder.admit(enter, 0, 0.0)).outcome == ADMITTED
     assert (await other.admit(enter, 0, 0.0)).outcome == TOO_MANY_IN_FLIGHT
-    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    client = redis.Redis.from_url(shared_db())
     [holder_id, other_id] = await client.zrange("foundry:processes", 0, -1)  # by time: the holder spoke first
     await client.zadd("foundry:processes", {holder_id: time.time() - PROCESS_STALE_SECONDS - 1})  # silent: dead
     assert (await other.admit(enter, 0, 0.0)).outcome == ADMITTED
@@ -307,7 +312,7 @@ async def test_a_process_announcing_itself_clears_the_dead_ones_out(
 ) -> None:
     monkeypatch.setattr(limits_redis, "HEARTBEAT_SECONDS", 0.0)  # every batch announces
     store = shared_stores[0]
-    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    client = redis.Redis.from_url(shared_db())
     await client.zadd("foundry:processes", {"gone": time.time() - PROCESS_STALE_SECONDS - 1, "alive": time.time()})
     assert (await store.admit(admission(flights=(("pair", 2),)), 0, 0.0)).outcome == ADMITTED
     members = await client.zrange("foundry:processes", 0, -1)
@@ -323,7 +328,7 @@ async def test_a_live_process_sends_its_calls_in_flight_again_and_again(
     enter = admission(flights=(("pair", 2),))
     for _ in range(2):
         assert (await holder.admit(enter, 0, 0.0)).outcome == ADMITTED
-    client = redis.Redis.from_url(os.environ["FOUNDRY_TEST_REDIS"].rsplit("/", 1)[0] + "/15")
+    client = redis.Redis.from_url(shared_db())
     [holder_id] = await client.zrange("foundry:processes", 0, -1)
     silent_since = time.time() - PROCESS_STALE_SECONDS - 1
     await client.zadd("foundry:processes", {holder_id: silent_since})
