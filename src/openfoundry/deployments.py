@@ -184,7 +184,7 @@ class DeploymentManager:
         self.registry.replace(list(found.values()))
         return problems
 
-    async def watch(self, interval: float = 1.0) -> None:
+    async def watch(self, interval: float = 0.5) -> None:
         """Reload when another process changed the stored deployments (checked every `interval` s)."""
         seen = await self.db.deployments_version()
         while True:
