@@ -185,13 +185,18 @@ def start_openfoundry(bench: Bench, upstream: Service, *, name: str = "openfound
     """`foundry serve` with deployment `bench` (plus `deployments`, e.g. with limits) at the upstream;
     `storage` defaults to SQLite in the temp dir. The spool always goes to the temp dir."""
     port = free_port()
-    spec = {"model": "openai/gpt-4.1-mini", "backends": [{"provider": "upstream", "upstream_model": MODEL}]}
+
+    def spec(deployment: str) -> dict[str, Any]:
+        """Upstream model = deployment name, so every deployment relays the client's body as it came."""
+        backend = {"provider": "upstream", "upstream_model": deployment}
+        return {"model": "openai/gpt-4.1-mini", "backends": [backend]}
+
     config = {
         "server": {"host": "127.0.0.1", "port": port, "admin_key": ADMIN_KEY},
         "storage": (storage or {"database": f"sqlite:///{bench.tmp}/{name}.db"})
         | {"spool_dir": str(bench.tmp / f"{name}-spool")},
         "providers": {"upstream": {"type": "openai-compatible", "base_url": upstream.url.rsplit("/", 2)[0]}},
-        "deployments": {MODEL: spec} | {key: spec | extra for key, extra in (deployments or {}).items()},
+        "deployments": {MODEL: spec(MODEL)} | {key: spec(key) | extra for key, extra in (deployments or {}).items()},
     }
     path = bench.tmp / f"{name}.yaml"
     path.write_text(json.dumps(config, indent=2))  # JSON is YAML

@@ -240,9 +240,9 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per run (default 3)")
+    parser.add_argument("--duration", type=float, default=2.0, help="measured seconds per run (default 2)")
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each run")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default 3)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds; medians are reported (default 7)")
     parser.add_argument("--quick", action="store_true", help="one round of 1 s runs: a smoke test")
     parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
     parser.add_argument("--postgres", default=POSTGRES, help="database for the postgres backend (recreated)")
