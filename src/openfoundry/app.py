@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -15,9 +16,8 @@ from openfoundry.agents.embedding import Embedder
 from openfoundry.agents.ingest import Ingestor
 from openfoundry.agents.runner import Runner
 from openfoundry.agents.search import Searcher
-from openfoundry.agents.tools.base import ToolFactory
+from openfoundry.agents.tools.base import ServerTool, ToolContext, ToolFactory
 from openfoundry.agents.tools.file_search import FileSearchFactory
-from openfoundry.agents.tools.mcp import mcp_tool
 from openfoundry.agents.tools.openapi import OpenApiTools
 from openfoundry.api import admin, anthropic, azure, health, openai, tenants, usage
 from openfoundry.api import connectors as connectors_api
@@ -28,7 +28,6 @@ from openfoundry.api import responses as responses_api
 from openfoundry.api import vector_store_batches as vector_store_batches_api
 from openfoundry.api import vector_stores as vector_stores_api
 from openfoundry.api.http import install_error_handlers
-from openfoundry.api.xai_grpc import XaiGrpcServer
 from openfoundry.catalog import Catalog
 from openfoundry.config import ConfigError, Settings, load_settings
 from openfoundry.deployments import (
@@ -61,6 +60,9 @@ from openfoundry.telemetry.metrics import Metrics
 from openfoundry.tenancy.auth import Authenticator
 from openfoundry.tenancy.keys import KeyRing
 
+if TYPE_CHECKING:
+    from openfoundry.api.xai_grpc import XaiGrpcServer
+
 log = logging.getLogger("openfoundry")
 
 YOUNG_COLLECTION_THRESHOLD = 10_000
@@ -82,6 +84,13 @@ def configured_deployments(settings: Settings, catalog: Catalog) -> list[Deploym
         except InvalidRequest as exc:
             raise ConfigError(f"invalid configuration:\n  deployments.{name}: {exc.message}") from exc
     return found
+
+
+async def _mcp_tool(spec: dict[str, Any], context: ToolContext) -> ServerTool:
+    """The `mcp` tool factory, loaded on first use: the MCP SDK costs ~25 MB of memory."""
+    from openfoundry.agents.tools.mcp import mcp_tool
+
+    return await mcp_tool(spec, context)
 
 
 def app_from_environment() -> FastAPI:
@@ -117,14 +126,18 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     meter = Meter(usage_store, spool_folder(settings.storage.spool_dir, settings.storage.database))
     gateway = Gateway(auth, registry, limiter, Dispatcher(router, providers), meter, metrics)
     grpc_port = settings.server.grpc_port
-    xai_grpc = XaiGrpcServer(gateway, settings.server.host, grpc_port) if grpc_port else None
+    xai_grpc: XaiGrpcServer | None = None
+    if grpc_port:
+        from openfoundry.api.xai_grpc import XaiGrpcServer  # gRPC and xai-sdk: ~25 MB, only when served
+
+        xai_grpc = XaiGrpcServer(gateway, settings.server.host, grpc_port)
     file_store, vector_stores = FileStore(db), VectorStores(db)
     embedder = Embedder(gateway, settings.agents)
     ingestor = Ingestor(file_store, vector_stores, embedder)
     searcher = Searcher(vector_stores, embedder)
     connector_store = ConnectorStore(db)
     factories: dict[str, ToolFactory] = {
-        "mcp": mcp_tool,
+        "mcp": _mcp_tool,
         "openapi": OpenApiTools(connector_store),
         "file_search": FileSearchFactory(searcher),
     }
