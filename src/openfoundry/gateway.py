@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 
 from openfoundry.deployments import Backend, Deployment, Deployments
-from openfoundry.errors import Forbidden, FoundryError, ModelNotFound, Unavailable, UpstreamTimeout, UpstreamUnavailable
+from openfoundry.errors import (
+    Forbidden,
+    FoundryError,
+    ModelNotFound,
+    RateLimited,
+    Unavailable,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from openfoundry.limits.limiter import Headers, Limiter, Ticket, as_text, estimate_tokens
 from openfoundry.metering.cost import cost_usd
 from openfoundry.metering.meter import Meter
@@ -51,6 +59,8 @@ class Visit:
     """perf_counter() when the request arrived."""
     arrived: float
     """Epoch seconds when the request arrived."""
+    fallback_tickets: tuple[Ticket, ...] = ()
+    """Its admissions to the fallback deployments it was sent to, in turn, against their own limits."""
 
 
 def stream_error(kind: Kind, exc: FoundryError) -> bytes:
@@ -112,7 +122,7 @@ class Gateway:
         ticket = await self.limiter.admit(principal, deployment, estimate_tokens(kind, body, raw))
         visit = Visit(principal, kind, ticket, started, time.time())
         try:
-            deployment, served = await self._serve(deployment, kind, body, raw, principal.project or "")
+            deployment, served = await self._serve(deployment, kind, body, raw, visit)
         except FoundryError as exc:
             exc.headers = as_text(ticket.headers) | exc.headers
             await self._finish(visit, deployment, "", exc.status, None, None)
@@ -129,23 +139,27 @@ class Gateway:
         return Outcome(deployment, served.backend, body=served.reply.body, headers=ticket.headers)
 
     async def _serve(
-        self, deployment: Deployment, kind: Kind, body: dict[str, Any], raw: bytes, caller: str
+        self, deployment: Deployment, kind: Kind, body: dict[str, Any], raw: bytes, visit: Visit
     ) -> tuple[Deployment, Served]:
         """Dispatch to the deployment, then to its fallbacks while the failure matches their conditions."""
         stream = bool(body.get("stream")) and kind != "embeddings"
+        caller = visit.principal.project or ""
         tried = {deployment.name}
         while True:
             try:
                 return deployment, await self.dispatcher.dispatch(deployment, kind, body, raw, stream, caller)
             except FoundryError as exc:
                 self.metrics.error(deployment.name, "", kind, exc.code or exc.type)
-                fallback = self._fallback(deployment, kind, exc, tried)
+                fallback = await self._fallback(deployment, kind, exc, tried, visit)
                 if fallback is None:
                     raise
                 deployment = fallback
-                tried.add(fallback.name)
 
-    def _fallback(self, deployment: Deployment, kind: Kind, exc: FoundryError, tried: set[str]) -> Deployment | None:
+    async def _fallback(
+        self, deployment: Deployment, kind: Kind, exc: FoundryError, tried: set[str], visit: Visit
+    ) -> Deployment | None:
+        """The next fallback that fits the failure and whose own limits let the call in. The key's and
+        project's limits counted the call at arrival; a fallback's deployment limits count it here."""
         condition = fallback_condition(exc)
         if condition is None or condition not in deployment.settings.fallback_on:
             return None
@@ -153,6 +167,12 @@ class Gateway:
             fallback = self.deployments.get(name)
             if fallback is None or name in tried or (kind == "messages" and not self.native(fallback, "anthropic")):
                 continue
+            tried.add(name)
+            try:
+                ticket = await self.limiter.admit_fallback(fallback, visit.ticket.estimate)
+            except RateLimited:
+                continue
+            visit.fallback_tickets += (ticket,)
             return fallback
         return None
 
@@ -215,3 +235,8 @@ class Gateway:
         )
         used = usage.prompt_tokens + usage.completion_tokens if usage is not None else None
         self.limiter.settle(visit.ticket, used, cost)
+        if visit.fallback_tickets:
+            *failed, last = visit.fallback_tickets
+            for ticket in failed:  # fallbacks that failed in turn keep their estimate, as a failed call does
+                self.limiter.settle(ticket, None, 0.0)
+            self.limiter.settle(last, used, 0.0)

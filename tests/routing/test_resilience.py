@@ -92,6 +92,20 @@ def gateway(hosts: dict[str, FakeServer]) -> Iterator[Server]:
                     "fallback_on": ["context_length_exceeded"],
                 },
                 "big": {"model": model, "backends": [backend("b")]},
+                "capped": {"model": model, "backends": [backend("a")], "limits": {"rpm": 1}},
+                "rescued-by-capped": {
+                    "model": model,
+                    "backends": [backend("dead")],
+                    "fallbacks": ["capped"],
+                    "retry": {"attempts": 1},
+                },
+                "one-at-a-time": {"model": model, "backends": [backend("b")], "limits": {"concurrency": 1}},
+                "rescued-serially": {
+                    "model": model,
+                    "backends": [backend("dead")],
+                    "fallbacks": ["one-at-a-time"],
+                    "retry": {"attempts": 1},
+                },
                 "a-only": {
                     "model": model,
                     "backends": [backend("a")],
@@ -219,6 +233,21 @@ def test_fallback_deployment_serves_and_says_so(gateway: Server) -> None:
     assert raw.parse().choices[0].message.content == "You said: hi"
     assert raw.headers["x-foundry-deployment"] == "pair"
     assert raw.headers["x-foundry-backend"] in ("a", "b")
+
+
+def test_a_fallback_counts_against_its_own_limits(gateway: Server) -> None:
+    assert chat(gateway, "rescued-by-capped").headers["x-foundry-deployment"] == "capped"
+    with pytest.raises(openai.RateLimitError) as refused:  # the fallback took capped's one request a minute
+        chat(gateway, "capped")
+    assert "'capped'" in refused.value.message
+    with pytest.raises(openai.APIStatusError) as failed:  # capped is full: no fallback left, the primary's error
+        chat(gateway, "rescued-by-capped")
+    assert failed.value.status_code == 503
+    assert "'rescued-by-capped'" in failed.value.message
+    for _ in range(3):  # each call's slot on the fallback is given back when it ends
+        assert chat(gateway, "rescued-serially").headers["x-foundry-deployment"] == "one-at-a-time"
+    for stream in (False, True):
+        assert chat(gateway, "one-at-a-time", stream=stream).status_code == 200
 
 
 def test_context_length_fallback(gateway: Server, hosts: dict[str, FakeServer]) -> None:

@@ -160,6 +160,8 @@ def period_end(period: str, start: dt.datetime) -> dt.datetime:
 
 
 _GROUPS = itertools.count(1)
+_NOBODY = Principal(is_admin=False)
+"""No key and no project: a plan for it holds the deployment's limits alone."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -227,6 +229,11 @@ class Limiter:
             raise _refusal(plan, estimate, verdict, now, ticket.headers)
         ticket.settlement = settlement
         return ticket
+
+    async def admit_fallback(self, deployment: Deployment, estimate: int) -> Ticket:
+        """Admit a call that falls back to `deployment` against that deployment's own limits only: its key's
+        and project's counted it when it arrived."""
+        return await self.admit(_NOBODY, deployment, estimate)
 
     def settle(self, ticket: Ticket, used_tokens: int | None, cost: float) -> None:
         """Reconcile the token estimate, leave the concurrency slots and add the cost to the budgets
