@@ -13,8 +13,8 @@ call or two where at real speed it carries many; `--scale 50` multiplies the Red
 (UNWAITED_DELAY, FRESH_SECONDS, HEARTBEAT_SECONDS) by 50 so that batches hold about as many calls as at
 real speed. Phases run in the order given, e.g. off,on,off,on.
 
-Usage: .venv/bin/python bench/callgrind.py [--backend sqlite|postgres] [-c 1] [-n 1000] [--phases off,on,off,on]
-       [--scale 0]
+Usage: .venv/bin/python bench/callgrind.py [--backend sqlite|postgres] [--on every|typical] [-c 1] [-n 1000]
+       [--phases off,on,off,on] [--scale 0]
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def total_instructions(dump: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=tuple(tn.BACKENDS), default="sqlite")
+    parser.add_argument("--on", choices=tuple(tn.PROFILES), default="every", help="which limits 'on' meets")
     parser.add_argument("-c", "--concurrency", type=int, default=1)
     parser.add_argument("-n", "--calls", type=int, default=1000, help="calls counted per phase")
     parser.add_argument("--phases", default="off,on,off,on")
@@ -98,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             storage = {"database": tn.POSTGRES, "redis": tn.REDIS}
         off = gw.start_openfoundry(bench, upstream, name="openfoundry-callgrind", storage=storage,
                                    deployments={tn.LIMITED: {"limits": tn.HIGH}})  # fmt: skip
-        secret, _ = tn.make_tenant(off)
-        sides = {"off": off, "on": dataclasses.replace(off, key=secret, model=tn.LIMITED)}
+        secret, model, _ = tn.make_tenant(off, args.on)
+        sides = {"off": off, "on": dataclasses.replace(off, key=secret, model=model)}
         for side in sides.values():
             drive(side, args.concurrency, 300)
         pid = str(off.process.pid)

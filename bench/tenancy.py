@@ -8,9 +8,12 @@ Openfoundry per storage backend (bench/gateway.py's `start_openfoundry`):
   redis://127.0.0.1:6379/13; that db, and only it, is flushed), so limits go through Redis scripts.
 Each gateway serves two deployments at the same upstream:
 - `bench`, without limits, called with the admin key: "off" (no key lookup, no limit or budget check);
-- `bench-limited`, with limits, called with a project key: "on". The project (`POST /admin/projects`)
-  and the key (`POST /admin/keys`, bound to `bench-limited`) each have rpm/tpm/concurrency limits and a
-  budget, all far above what the run uses, so nothing is refused but every check runs.
+- "on", called with a project key (`POST /admin/projects`, `POST /admin/keys`), with limits and budgets
+  far above what the run uses, so nothing is refused but every check runs. `--on every` (the default):
+  `bench-limited`, with rpm/tpm/concurrency limits, and a project and a key (bound to `bench-limited`)
+  with the same and a budget each: every limit kind on all three scopes, the most a call can meet.
+  `--on typical`: `bench` itself, with a key (bound to it) that has rpm and tpm limits, on a project
+  with a monthly budget.
 The gateway meters every call either way (usage spool -> database): there is no switch to turn metering
 off, so "off" still pays for it and the on/off difference is auth + limits + budgets (+ the key and
 project columns of the usage record).
@@ -26,7 +29,8 @@ requests/s, does not move when other processes on this shared machine take CPU f
 
 It prints a Markdown table and writes bench/results/tenancy-<timestamp>.json (every run's numbers).
 
-Usage: .venv/bin/python bench/tenancy.py [--duration S] [--rounds N] [--quick] [--backends sqlite,postgres]
+Usage: .venv/bin/python bench/tenancy.py [--on every|typical] [--duration S] [--rounds N] [--quick]
+       [--backends sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -61,6 +65,11 @@ BUDGET_USD = 1_000_000_000.0
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test_bench"
 REDIS = "redis://127.0.0.1:6379/13"
 BACKENDS = {"sqlite": "SQLite", "postgres": "PostgreSQL + Redis"}
+PROFILES = {
+    "every": "every limit kind on the key, the project and the deployment, and a budget on the key and the project",
+    "typical": "rpm and tpm on the key, a monthly budget on the project, no deployment limits",
+}
+"""What "on" calls meet (--on)."""
 
 SCENARIOS = [gw.Scenario("non-streaming", False, 1), gw.Scenario("non-streaming", False, 64),
              gw.Scenario("streaming", True, 64)]  # fmt: skip
@@ -129,31 +138,38 @@ def flush_redis(url: str) -> str | None:
 # ---- tenants ----------------------------------------------------------------------------------------------
 
 
-def make_tenant(service: gw.Service) -> tuple[str, list[str]]:
-    """Create the project and its key through the admin API; check that "on" calls pass every limit layer
-    and that the key is bound to its deployment. Returns the key's secret and what the checks saw."""
+def make_tenant(service: gw.Service, profile: str) -> tuple[str, str, list[str]]:
+    """Create the project and its key through the admin API, as `profile` (see PROFILES) says; check that
+    "on" calls pass the limit layers and that the key is bound to its deployment. Returns the key's secret,
+    the deployment "on" calls, and what the checks saw."""
     base = service.url.rsplit("/v1/", 1)[0]
-    limits = {"limits": HIGH, "budget_usd": BUDGET_USD}
-    project = {"name": PROJECT, **limits, "budget_period": "month"}
+    if profile == "every":
+        model, other = LIMITED, gw.MODEL
+        limits: dict[str, Any] = {"limits": HIGH, "budget_usd": BUDGET_USD}
+        project = {"name": PROJECT, **limits, "budget_period": "month"}
+        key = {"deployments": [model], **limits, "budget_period": "day"}
+    else:
+        model, other = gw.MODEL, LIMITED
+        project = {"name": PROJECT, "budget_usd": BUDGET_USD, "budget_period": "month"}
+        key = {"deployments": [model], "limits": {"rpm": HIGH["rpm"], "tpm": HIGH["tpm"]}}
     status, _, answer = call(base + "/admin/projects", gw.ADMIN_KEY, project)
     if status != 201:
         raise RuntimeError(f"POST /admin/projects answered {status}: {answer}")
-    spec = {"project": PROJECT, "name": "bench", "deployments": [LIMITED], **limits, "budget_period": "day"}
-    status, _, answer = call(base + "/admin/keys", gw.ADMIN_KEY, spec)
+    status, _, answer = call(base + "/admin/keys", gw.ADMIN_KEY, {"project": PROJECT, "name": "bench", **key})
     if status != 201:
         raise RuntimeError(f"POST /admin/keys answered {status}: {answer}")
     secret = str(answer["key"])
-    ask = {"model": LIMITED, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    ask = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
     status, headers, answer = call(service.url, secret, ask)
     if status != 200 or headers.get("x-ratelimit-limit-requests") != str(HIGH["rpm"]):
         raise RuntimeError(f"a project-key call answered {status} with headers {headers}: {answer}")
     checks = [f"project-key call: 200, x-ratelimit-limit-requests {headers['x-ratelimit-limit-requests']}, "
               f"x-ratelimit-limit-tokens {headers.get('x-ratelimit-limit-tokens')}"]  # fmt: skip
-    status, _, _ = call(service.url, secret, ask | {"model": gw.MODEL})
-    checks.append(f"project key on deployment {gw.MODEL!r} (not bound): {status}")
+    status, _, _ = call(service.url, secret, ask | {"model": other})
+    checks.append(f"project key on deployment {other!r} (not bound): {status}")
     if status != 403:
-        raise RuntimeError(f"the key bound to {LIMITED!r} got {status} from {gw.MODEL!r}, not 403")
-    return secret, checks
+        raise RuntimeError(f"the key bound to {model!r} got {status} from {other!r}, not 403")
+    return secret, model, checks
 
 
 def cpu_seconds(pid: int) -> float:
@@ -240,6 +256,7 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--on", choices=tuple(PROFILES), default="every", help="which limits 'on' meets")
     parser.add_argument("--duration", type=float, default=2.0, help="measured seconds per run (default 2)")
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each run")
     parser.add_argument("--rounds", type=int, default=7, help="rounds; medians are reported (default 7)")
@@ -284,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             limited = {LIMITED: {"limits": HIGH}}
             service = gw.start_openfoundry(bench, upstream, name=f"openfoundry-{backend}", storage=storage,
                                            deployments=limited)  # fmt: skip
-            secret, checks[backend] = make_tenant(service)
-            on = dataclasses.replace(service, name=f"{backend}-on", key=secret, model=LIMITED)
+            secret, model, checks[backend] = make_tenant(service, args.on)
+            on = dataclasses.replace(service, name=f"{backend}-on", key=secret, model=model)
             sides[backend] = {"off": service, "on": on}
             runs[backend] = {s.key: {"upstream": [], "off": [], "on": []} for s in SCENARIOS}
         if not sides:
@@ -319,10 +336,10 @@ def main(argv: list[str] | None = None) -> int:
             counted = metered(pair["off"])
             measured = {side: sum(r["requests"] for s in runs[backend].values() for r in s[side]) for side in pair}
             usage[backend] = {"metered_per_deployment": counted, "measured_requests": measured}
+            held = ", ".join(f"{n:,} to {name!r}" for name, n in sorted(counted.items()))
             notes.append(
-                f"{BACKENDS[backend]}: usage table holds {counted.get(gw.MODEL, 0):,} calls to {gw.MODEL!r} (off) "
-                f"and {counted.get(LIMITED, 0):,} to {LIMITED!r} (on); the measured windows completed "
-                f"{measured['off']:,} and {measured['on']:,} (the rest are warm-ups and checks)"
+                f"{BACKENDS[backend]}: usage table holds calls: {held}; the measured windows completed "
+                f"{measured['off']:,} off and {measured['on']:,} on (the rest are warm-ups and checks)"
             )
         for service in bench.services:
             if service.process.poll() is not None:
@@ -336,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"Openfoundry tenancy benchmark — {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}, "
         f"{os.cpu_count()} CPUs, {args.rounds} round(s) x {args.duration:g} s per run (+{args.warmup:g} s warm-up), "
-        f"medians of rounds; load average {load_before[0]:.2f} → {load_after[0]:.2f}; {elapsed:.0f} s in all"
+        f"medians of rounds; load average {load_before[0]:.2f} → {load_after[0]:.2f}; {elapsed:.0f} s in all; "
+        f"on = --on {args.on}: {PROFILES[args.on]}"
     )
     print(f"\n{header}\n\n{table}\n")
     for backend, lines in checks.items():
@@ -350,10 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"- {note}")
     print(
-        "- off = admin key, deployment without limits; on = project key (bound to its deployment) with rpm/tpm/"
-        "concurrency limits and a budget, project with the same, deployment with limits. Both are metered (usage "
-        "spool -> database): metering has no off switch. p50 added = through the gateway minus the upstream "
-        "alone (paired per round); on/off = median of per-round ratios."
+        "- off = admin key, deployment without limits; on = project key bound to its deployment, limits as above. "
+        "Both are metered (usage spool -> database): metering has no off switch. p50 added = through the gateway "
+        "minus the upstream alone (paired per round); on/off = median of per-round ratios."
     )
     out = args.out or gw.RESULTS / f"tenancy-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -373,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             "backends": {b: BACKENDS[b] for b in runs},
             "postgres": args.postgres if "postgres" in runs else None,
             "redis": args.redis if "postgres" in runs else None,
+            "on": {"profile": args.on, "limits": PROFILES[args.on]},
             "limits": HIGH,
             "budget_usd": BUDGET_USD,
             "max_slowdown": MAX_SLOWDOWN,
