@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from openfoundry.metering.meter import ROWS_PER_TRANSACTION, Meter
 from openfoundry.metering.record import UsageRecord
 from openfoundry.metering.spool import SUFFIX, Spool, read_batches, spool_folder
-from openfoundry.store.usage import UsageFilter, UsageStore
+from openfoundry.store.usage import ROWS_PER_STATEMENT, UsageFilter, UsageStore
 from tests.metering.conftest import usage
 
 
@@ -188,6 +188,17 @@ async def test_a_record_the_database_refuses_does_not_block_the_rest(store: Usag
     bad = {**usage().to_dict(), "deployment": None}  # NOT NULL: refused as data, not as an outage
     await store.insert([bad, good.to_dict()])
     assert await stored_ids(store) == [good.id]
+
+
+async def test_a_batch_of_several_statements_is_stored_once_and_whole(store: UsageStore) -> None:
+    """The statements of one batch share a transaction: a refused or known row in the last one neither
+    loses nor doubles the rows of the first ones."""
+    records = [usage().to_dict() for _ in range(ROWS_PER_STATEMENT * 2 + 3)]
+    await store.insert(records[-5:])
+    bad = {**usage().to_dict(), "deployment": None}
+    await store.insert([*records, bad])
+    assert sorted(await stored_ids(store)) == sorted(str(r["id"]) for r in records)
+    assert (await store.summary(UsageFilter()))[0]["requests"] == len(records)
 
 
 def test_torn_and_garbage_lines_are_skipped(tmp_path: Path) -> None:

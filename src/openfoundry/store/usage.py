@@ -35,6 +35,10 @@ _DEFAULTS: dict[str, Any] = {
     "ttft_ms": None,
 }
 _TOKENS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
+ROWS_PER_STATEMENT = 50
+"""Rows per INSERT in a batch's transaction. SQLAlchemy prepares an INSERT's rows on the event loop, so
+calls get a turn between statements: 500 rows in one statement held the loop up to ~1.7 ms, which put
+the p99 latency at concurrency 1 at ~1.3 ms (~0.7 ms in 50-row statements)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,8 @@ class UsageStore:
             return
         try:
             async with self.db.engine.begin() as connection:
-                await connection.execute(self._insert(), rows)
+                for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                    await connection.execute(self._insert(), rows[start : start + ROWS_PER_STATEMENT])
         except (sa.exc.IntegrityError, sa.exc.DataError):
             for row in rows:
                 try:
