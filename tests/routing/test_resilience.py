@@ -57,6 +57,11 @@ def gateway(hosts: dict[str, FakeServer]) -> Iterator[Server]:
         }
 
     model = "openai/gpt-4.1-mini"
+
+    def rescued_by(fallback: str) -> dict[str, Any]:
+        """A deployment whose only host is dead, so every call goes to `fallback`."""
+        return {"model": model, "backends": [backend("dead")], "fallbacks": [fallback], "retry": {"attempts": 1}}
+
     server = Server(
         {
             "server": {"admin_key": ADMIN_KEY},
@@ -79,12 +84,7 @@ def gateway(hosts: dict[str, FakeServer]) -> Iterator[Server]:
                     "breaker": {"failures": 2, "cooldown": 60},
                     "retry": {"attempts": 2, "backoff": 0},
                 },
-                "rescued": {
-                    "model": model,
-                    "backends": [backend("dead")],
-                    "fallbacks": ["pair"],
-                    "retry": {"attempts": 1},
-                },
+                "rescued": rescued_by("pair"),
                 "small": {
                     "model": model,
                     "backends": [backend("a")],
@@ -93,19 +93,9 @@ def gateway(hosts: dict[str, FakeServer]) -> Iterator[Server]:
                 },
                 "big": {"model": model, "backends": [backend("b")]},
                 "capped": {"model": model, "backends": [backend("a")], "limits": {"rpm": 1}},
-                "rescued-by-capped": {
-                    "model": model,
-                    "backends": [backend("dead")],
-                    "fallbacks": ["capped"],
-                    "retry": {"attempts": 1},
-                },
+                "rescued-by-capped": rescued_by("capped"),
                 "one-at-a-time": {"model": model, "backends": [backend("b")], "limits": {"concurrency": 1}},
-                "rescued-serially": {
-                    "model": model,
-                    "backends": [backend("dead")],
-                    "fallbacks": ["one-at-a-time"],
-                    "retry": {"attempts": 1},
-                },
+                "rescued-serially": rescued_by("one-at-a-time"),
                 "a-only": {
                     "model": model,
                     "backends": [backend("a")],
