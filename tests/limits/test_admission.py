@@ -120,6 +120,18 @@ def test_project_and_deployment_limits_apply_to_every_key(limited: Server) -> No
     assert "deployment 'capped'" in capped.value.message
 
 
+def test_headers_describe_the_tightest_of_several_limits(limited: Server) -> None:
+    key = project_with_key(limited, "layered", {"limits": {"rpm": 10}}, limits={"rpm": 4, "tpm": 100_000})
+    first = ask(limited, key).headers
+    # the key's bucket is full again in 6 s, the project's in 15 s: the project's is the tightest
+    assert (first["x-ratelimit-limit-requests"], first["x-ratelimit-remaining-requests"]) == ("4", "3")
+    assert first["x-ratelimit-limit-tokens"] == "100000"
+    _, other = call(limited, "POST", "/admin/keys", {"project": "layered", "name": "slow", "limits": {"rpm": 2}})
+    second = ask(limited, str(other["key"])).headers
+    # now the new key's needs 30 s, the project's a little less (its first call is refilling)
+    assert (second["x-ratelimit-limit-requests"], second["x-ratelimit-remaining-requests"]) == ("2", "1")
+
+
 def test_budget_hard_limit(limited: Server) -> None:
     key = project_with_key(limited, "thrifty", budget_usd=0.000001, budget_period="day")
     ask(limited, key)  # spends more than the budget
