@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import subprocess
 import sys
 import tempfile
@@ -55,14 +54,6 @@ class CountedBench(gw.Bench):
         return super().start(name, command, url, health, **options)
 
 
-def drive(service: gw.Service, concurrency: int, calls: int) -> dict[str, Any]:
-    command = [sys.executable, str(gw.BENCH / "load.py"), "--url", service.url, "-c", str(concurrency),
-               "--requests", str(calls), "--warmup", "0", "--duration", "1e9", "--model", service.model,
-               "--key", str(service.key), "--timeout", "600"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=gw.child_env())
-    return dict(json.loads(done.stdout))
-
-
 def total_instructions(dump: Path) -> int:
     for line in dump.read_text().splitlines():
         if line.startswith(("summary:", "totals:")):
@@ -90,25 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         env = gw.child_env(PYTHONPATH=str(tmp / "site"), FOUNDRY_BENCH_SCALE=str(args.scale))
     bench = CountedBench(tmp, pin=False, env=env)
     try:
-        upstream = gw.start_upstream(bench, "raw")
-        storage: dict[str, Any] = {"database": f"sqlite:///{tmp}/callgrind.db"}
-        if args.backend == "postgres":
-            problem = tn.reset_postgres(tn.POSTGRES) or tn.flush_redis(tn.REDIS)
-            if problem:
-                raise RuntimeError(problem)
-            storage = {"database": tn.POSTGRES, "redis": tn.REDIS}
-        off = gw.start_openfoundry(bench, upstream, name="openfoundry-callgrind", storage=storage,
-                                   deployments={tn.LIMITED: {"limits": tn.HIGH}})  # fmt: skip
-        secret, model, _ = tn.make_tenant(off, args.on)
-        sides = {"off": off, "on": dataclasses.replace(off, key=secret, model=model)}
-        for side in sides.values():
-            drive(side, args.concurrency, 300)
-        pid = str(off.process.pid)
+        sides = tn.start_sides(bench, tmp, args.backend, args.on, "openfoundry-callgrind")
+        pid = str(sides["off"].process.pid)
         print(f"{tn.BACKENDS[args.backend]}, {args.calls:,} calls per phase at concurrency {args.concurrency}"
               + (f", Redis store's waits x{args.scale:g}" if args.scale else ""))  # fmt: skip
         for phase in phases:
             subprocess.run(["callgrind_control", "-z", pid], capture_output=True, check=True)
-            result = drive(sides[phase], args.concurrency, args.calls)
+            result = tn.drive(sides[phase], args.concurrency, args.calls)
             subprocess.run(["callgrind_control", "-d", pid], capture_output=True, check=True)
             dump = max(tmp.glob("callgrind.out*"), key=lambda path: path.stat().st_mtime)
             per_call = total_instructions(dump) / args.calls

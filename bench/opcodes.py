@@ -20,7 +20,6 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,19 +74,11 @@ class CountingBench(gw.Bench):
         return super().start(name, command, url, health, **options)
 
 
-def drive(service: gw.Service, concurrency: int, calls: int) -> dict[str, Any]:
-    command = [sys.executable, str(gw.BENCH / "load.py"), "--url", service.url, "-c", str(concurrency),
-               "--requests", str(calls), "--warmup", "0", "--duration", "1e9", "--model", service.model,
-               "--key", str(service.key), "--timeout", "600"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=gw.child_env())
-    return dict(json.loads(done.stdout))
-
-
 def counted(pid: int, out: Path, service: gw.Service, concurrency: int, calls: int) -> Counter[str]:
     """Opcodes per function over `calls` calls to `service`."""
     out.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR1)
-    result = drive(service, concurrency, calls)
+    result = tn.drive(service, concurrency, calls)
     time.sleep(SETTLE_SECONDS)
     os.kill(pid, signal.SIGUSR2)
     deadline = time.monotonic() + 30
@@ -115,20 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     env = gw.child_env(PYTHONPATH=str(tmp / "site"), FOUNDRY_BENCH_OPCODES=str(out))
     bench = CountingBench(tmp, pin=False, env=env)
     try:
-        upstream = gw.start_upstream(bench, "raw")
-        storage: dict[str, Any] = {"database": f"sqlite:///{tmp}/opcodes.db"}
-        if args.backend == "postgres":
-            problem = tn.reset_postgres(tn.POSTGRES) or tn.flush_redis(tn.REDIS)
-            if problem:
-                raise RuntimeError(problem)
-            storage = {"database": tn.POSTGRES, "redis": tn.REDIS}
-        off = gw.start_openfoundry(bench, upstream, name="openfoundry-opcodes", storage=storage,
-                                   deployments={tn.LIMITED: {"limits": tn.HIGH}})  # fmt: skip
-        secret, model, _ = tn.make_tenant(off, args.on)
-        sides = {"off": off, "on": dataclasses.replace(off, key=secret, model=model)}
-        for side in sides.values():
-            drive(side, args.concurrency, 500)
-        pid = off.process.pid
+        sides = tn.start_sides(bench, tmp, args.backend, args.on, "openfoundry-opcodes")
+        pid = sides["off"].process.pid
         counts = {name: counted(pid, out, side, args.concurrency, args.calls) for name, side in sides.items()}
     finally:
         bench.stop_all()

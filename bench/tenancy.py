@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -170,6 +171,33 @@ def make_tenant(service: gw.Service, profile: str) -> tuple[str, str, list[str]]
     if status != 403:
         raise RuntimeError(f"the key bound to {model!r} got {status} from {other!r}, not 403")
     return secret, model, checks
+
+
+def start_sides(bench: gw.Bench, tmp: Path, backend: str, profile: str, name: str) -> dict[str, gw.Service]:
+    """One gateway (`name`) on `backend`'s storage with this bench's tenant: its "off" and "on" sides, each
+    warmed up by 300 calls at concurrency 64. For bench/callgrind.py and bench/opcodes.py."""
+    upstream = gw.start_upstream(bench, "raw")
+    storage: dict[str, Any] = {"database": f"sqlite:///{tmp}/{name}.db"}
+    if backend == "postgres":
+        problem = reset_postgres(POSTGRES) or flush_redis(REDIS)
+        if problem:
+            raise RuntimeError(problem)
+        storage = {"database": POSTGRES, "redis": REDIS}
+    off = gw.start_openfoundry(bench, upstream, name=name, storage=storage, deployments={LIMITED: {"limits": HIGH}})
+    secret, model, _ = make_tenant(off, profile)
+    sides = {"off": off, "on": dataclasses.replace(off, key=secret, model=model)}
+    for side in sides.values():
+        drive(side, 64, 300)
+    return sides
+
+
+def drive(service: gw.Service, concurrency: int, calls: int) -> dict[str, Any]:
+    """`calls` calls through bench/load.py, however long they take; its JSON result."""
+    command = [sys.executable, str(gw.BENCH / "load.py"), "--url", service.url, "-c", str(concurrency),
+               "--requests", str(calls), "--warmup", "0", "--duration", "1e9", "--model", service.model,
+               "--key", str(service.key), "--timeout", "600"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=gw.child_env())
+    return dict(json.loads(done.stdout))
 
 
 def cpu_seconds(pid: int) -> float:
