@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         env = gw.child_env(PYTHONPATH=str(tmp / "site"), FOUNDRY_BENCH_SCALE=str(args.scale))
     bench = CountedBench(tmp, pin=False, env=env)
     try:
-        sides = tn.start_sides(bench, tmp, args.backend, args.on, "openfoundry-callgrind")
+        sides = tn.start_sides(bench, tmp, args.backend, args.on)
         pid = str(sides["off"].process.pid)
         print(f"{tn.BACKENDS[args.backend]}, {args.calls:,} calls per phase at concurrency {args.concurrency}"
               + (f", Redis store's waits x{args.scale:g}" if args.scale else ""))  # fmt: skip

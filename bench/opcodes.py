@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     env = gw.child_env(PYTHONPATH=str(tmp / "site"), FOUNDRY_BENCH_OPCODES=str(out))
     bench = CountingBench(tmp, pin=False, env=env)
     try:
-        sides = tn.start_sides(bench, tmp, args.backend, args.on, "openfoundry-opcodes")
+        sides = tn.start_sides(bench, tmp, args.backend, args.on)
         pid = sides["off"].process.pid
         counts = {name: counted(pid, out, side, args.concurrency, args.calls) for name, side in sides.items()}
     finally:

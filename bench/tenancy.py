@@ -173,19 +173,30 @@ def make_tenant(service: gw.Service, profile: str) -> tuple[str, str, list[str]]
     return secret, model, checks
 
 
-def start_sides(bench: gw.Bench, tmp: Path, backend: str, profile: str, name: str) -> dict[str, gw.Service]:
-    """One gateway (`name`) on `backend`'s storage with this bench's tenant: its "off" and "on" sides, each
-    warmed up by 300 calls at concurrency 64. For bench/callgrind.py and bench/opcodes.py."""
-    upstream = gw.start_upstream(bench, "raw")
-    storage: dict[str, Any] = {"database": f"sqlite:///{tmp}/{name}.db"}
+class Unmeasurable(RuntimeError):
+    """A backend whose storage cannot be set up on this machine."""
+
+
+def start_gateway(bench: gw.Bench, upstream: gw.Service, tmp: Path, backend: str, profile: str,
+                  postgres: str = POSTGRES, redis: str = REDIS) -> tuple[dict[str, gw.Service], list[str]]:  # fmt: skip
+    """One gateway on `backend`'s storage serving this bench's tenant (`make_tenant`): its "off" and "on"
+    sides, and what the tenant's checks saw."""
+    storage: dict[str, Any] = {"database": f"sqlite:///{tmp}/{backend}.db"}
     if backend == "postgres":
-        problem = reset_postgres(POSTGRES) or flush_redis(REDIS)
+        problem = reset_postgres(postgres) or flush_redis(redis)
         if problem:
-            raise RuntimeError(problem)
-        storage = {"database": POSTGRES, "redis": REDIS}
-    off = gw.start_openfoundry(bench, upstream, name=name, storage=storage, deployments={LIMITED: {"limits": HIGH}})
-    secret, model, _ = make_tenant(off, profile)
-    sides = {"off": off, "on": dataclasses.replace(off, key=secret, model=model)}
+            raise Unmeasurable(problem)
+        storage = {"database": postgres, "redis": redis}
+    off = gw.start_openfoundry(bench, upstream, name=f"openfoundry-{backend}", storage=storage,
+                               deployments={LIMITED: {"limits": HIGH}})  # fmt: skip
+    secret, model, checks = make_tenant(off, profile)
+    return {"off": off, "on": dataclasses.replace(off, name=f"{backend}-on", key=secret, model=model)}, checks
+
+
+def start_sides(bench: gw.Bench, tmp: Path, backend: str, profile: str) -> dict[str, gw.Service]:
+    """`start_gateway` with an upstream of its own, each side warmed up by 300 calls at concurrency 64. For
+    bench/callgrind.py and bench/opcodes.py."""
+    sides, _ = start_gateway(bench, gw.start_upstream(bench, "raw"), tmp, backend, profile)
     for side in sides.values():
         drive(side, 64, 300)
     return sides
@@ -318,20 +329,13 @@ def main(argv: list[str] | None = None) -> int:
         upstream = gw.start_upstream(bench, "raw")
         sides: dict[str, dict[str, gw.Service]] = {}
         for backend in args.backends:
-            storage: dict[str, Any] = {"database": f"sqlite:///{tmp}/{backend}.db"}
-            if backend == "postgres":
-                problem = reset_postgres(args.postgres) or flush_redis(args.redis)
-                if problem:
-                    notes.append(f"{BACKENDS[backend]} not measured: {problem}")
-                    gw.log(notes[-1])
-                    continue
-                storage = {"database": args.postgres, "redis": args.redis}
-            limited = {LIMITED: {"limits": HIGH}}
-            service = gw.start_openfoundry(bench, upstream, name=f"openfoundry-{backend}", storage=storage,
-                                           deployments=limited)  # fmt: skip
-            secret, model, checks[backend] = make_tenant(service, args.on)
-            on = dataclasses.replace(service, name=f"{backend}-on", key=secret, model=model)
-            sides[backend] = {"off": service, "on": on}
+            try:
+                sides[backend], checks[backend] = start_gateway(bench, upstream, tmp, backend, args.on,
+                                                                args.postgres, args.redis)  # fmt: skip
+            except Unmeasurable as exc:
+                notes.append(f"{BACKENDS[backend]} not measured: {exc}")
+                gw.log(notes[-1])
+                continue
             runs[backend] = {s.key: {"upstream": [], "off": [], "on": []} for s in SCENARIOS}
         if not sides:
             raise RuntimeError("no backend could be measured: " + "; ".join(notes))
