@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed
 CMAKE_ARGS ?= -DGGML_NATIVE=OFF $(if $(filter x86_64,$(shell uname -m)),-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
 export CMAKE_ARGS
 
-$(STAMP): pyproject.toml
+# setup.py compiles the limits' hot path with mypyc at install: a change to its sources reinstalls.
+$(STAMP): pyproject.toml setup.py $(wildcard src/openfoundry/limits/*.py)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
@@ -27,4 +28,4 @@ bench: $(STAMP)
 	$(PY) bench/gateway.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build *.egg-info src/*.egg-info src/*.so src/openfoundry/limits/*.so

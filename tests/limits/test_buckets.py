@@ -6,7 +6,6 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import SimpleNamespace
 
 import pytest
 import redis.asyncio as redis
@@ -180,19 +179,18 @@ async def test_far_from_its_limits_a_call_does_not_wait_for_redis_yet_redis_coun
     assert rounded(other, 1000) == [949]  # the other process sees all 51 takes
 
 
-async def test_news_older_than_a_second_makes_a_call_wait_for_redis_again(
-    shared_stores: list[RedisStore], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = shared_stores[0]
+async def test_news_older_than_a_second_makes_a_call_wait_for_redis_again(shared_stores: list[RedisStore]) -> None:
+    clock = [time.time()]
+    store = RedisStore(shared_db(), clock=lambda: clock[0])
     wide = requests(("wide", 1000))
     assert store.admit_now(wide, 0, 0.0) is None  # nothing heard yet
     assert (await store.admit(wide, 0, 0.0)).outcome == ADMITTED
     assert store.admit_now(wide, 0, 0.0) is not None
-    later = time.time() + limits_redis.FRESH_SECONDS + 0.1
-    monkeypatch.setattr(limits_redis, "time", SimpleNamespace(time=lambda: later, monotonic=time.monotonic))
+    clock[0] += limits_redis.FRESH_SECONDS + 0.1
     assert store.admit_now(wide, 0, 0.0) is None  # what it knows of the limit is stale
     assert (await store.admit(wide, 0, 0.0)).outcome == ADMITTED
     assert store.admit_now(wide, 0, 0.0) is not None  # the answer was news
+    await store.close()
 
 
 async def test_a_bucket_in_redis_is_the_time_it_is_full_again_and_expires_soon_after(

@@ -513,9 +513,17 @@ class Mirror:
 
 
 class RedisStore:
-    def __init__(self, url: str, timeout: float = 0.25, on_failure: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 0.25,
+        on_failure: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._redis = Connection(url, timeout)
         self._on_failure = on_failure
+        self._clock = clock
+        """Local time, which the mirror keeps (Redis's own TIME rules Redis's state)."""
         self._mirror = Mirror()
         self._healthy = False
         self._process = os.urandom(8).hex()
@@ -538,7 +546,7 @@ class RedisStore:
         """Let the call in at once if the mirror shows room for it everywhere (Redis hears of it soon)."""
         if not self._healthy:
             return None
-        refills = self._mirror.clearly_admits(admission, tokens, time.time())  # the mirror keeps local time
+        refills = self._mirror.clearly_admits(admission, tokens, self._clock())
         if refills is None:
             return None
         self._pending.let_in(admission, tokens)
@@ -638,7 +646,7 @@ class RedisStore:
 
     def _apply(self, batch: Batch, answer: list[Any]) -> None:
         self._healthy = True
-        now = time.time()
+        now = self._clock()
         self._mirror.learn(batch, answer, totals_of(self._pending.groups), self._flying, now)
         for seeded in batch.seeded:
             if not seeded.done():
