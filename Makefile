@@ -2,7 +2,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench pure clean
 
 # llama-cpp-python compiles llama.cpp at install. Not for this CPU (-march=native): it takes every
 # instruction set the CPU lists, and a VM may list AMX without allowing it (SIGILL at the first matmul).
@@ -26,6 +26,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/gateway.py $(ARGS)
+
+# The limits' hot path as plain Python, to step through it or profile it by function (bench/opcodes.py);
+# the next `make test` or `make serve` compiles it again.
+pure:
+	rm -f src/*.so src/openfoundry/limits/*.so $(STAMP)
+	OPENFOUNDRY_PURE_PYTHON=1 $(PY) -m pip install -q --no-deps -e .
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info src/*.so src/openfoundry/limits/*.so

@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sides = tn.start_sides(bench, tmp, args.backend, args.on)
         pid = str(sides["off"].process.pid)
+        scaled = f", Redis store's waits x{args.scale:g}" if args.scale else ""
         print(f"{tn.BACKENDS[args.backend]}, {args.calls:,} calls per phase at concurrency {args.concurrency}"
-              + (f", Redis store's waits x{args.scale:g}" if args.scale else ""))  # fmt: skip
+              f"{scaled}, {tn.limits_build()}")  # fmt: skip
         for phase in phases:
             subprocess.run(["callgrind_control", "-z", pid], capture_output=True, check=True)
             result = tn.drive(sides[phase], args.concurrency, args.calls)

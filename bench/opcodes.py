@@ -8,7 +8,7 @@ difference, largest first. Unlike time, the counts repeat from run to run; unlik
 name the Python function. C code (uvicorn's parser, regexes, orjson, the kernel) is not counted, and
 counting slows the gateway many times over, so work on a timer (Redis batches) is spread over fewer
 calls than at full speed. The limits' hot path is compiled (setup.py), so its work is C and not counted;
-to see it by function, install with OPENFOUNDRY_PURE_PYTHON=1 (bench/README).
+to see it by function, `make pure` first (README, Development).
 
 Usage: .venv/bin/python bench/opcodes.py [--backend sqlite|postgres] [--on every|typical] [-c 64] [-n 2000]
        [--top 30]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.util
 import json
 import os
 import platform
@@ -76,6 +77,13 @@ SCENARIOS = [gw.Scenario("non-streaming", False, 1), gw.Scenario("non-streaming"
              gw.Scenario("streaming", True, 64)]  # fmt: skip
 
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
+
+
+def limits_build() -> str:
+    """How the installed limits' hot path runs: compiled by setup.py, or as Python after `make pure`."""
+    spec = importlib.util.find_spec("openfoundry.limits.store")
+    compiled = spec is not None and spec.origin is not None and spec.origin.endswith(".so")
+    return "limits compiled (mypyc)" if compiled else "limits as plain Python"
 
 
 def call(url: str, key: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, str], Any]:
@@ -386,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Openfoundry tenancy benchmark — {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))}, "
         f"{os.cpu_count()} CPUs, {args.rounds} round(s) x {args.duration:g} s per run (+{args.warmup:g} s warm-up), "
         f"medians of rounds; load average {load_before[0]:.2f} → {load_after[0]:.2f}; {elapsed:.0f} s in all; "
-        f"on = --on {args.on}: {PROFILES[args.on]}"
+        f"on = --on {args.on}: {PROFILES[args.on]}; {limits_build()}"
     )
     print(f"\n{header}\n\n{table}\n")
     for backend, lines in checks.items():
@@ -423,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             "postgres": args.postgres if "postgres" in runs else None,
             "redis": args.redis if "postgres" in runs else None,
             "on": {"profile": args.on, "limits": PROFILES[args.on]},
+            "build": limits_build(),
             "limits": HIGH,
             "budget_usd": BUDGET_USD,
             "max_slowdown": MAX_SLOWDOWN,
