@@ -1,6 +1,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BUILT := src/*.so src/openfoundry/limits/*.so
 
 .PHONY: serve test lint bench pure clean
 
@@ -30,8 +31,8 @@ bench: $(STAMP)
 # The limits' hot path as plain Python, to step through it or profile it by function (bench/opcodes.py);
 # the next `make test` or `make serve` compiles it again.
 pure:
-	rm -f src/*.so src/openfoundry/limits/*.so $(STAMP)
+	rm -f $(BUILT) $(STAMP)
 	OPENFOUNDRY_PURE_PYTHON=1 $(PY) -m pip install -q --no-deps -e .
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info src/*.so src/openfoundry/limits/*.so
+	rm -rf $(VENV) build *.egg-info src/*.egg-info $(BUILT)

@@ -20,12 +20,10 @@ Usage: .venv/bin/python bench/callgrind.py [--backend sqlite|postgres] [--on eve
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -39,19 +37,6 @@ store.UNWAITED_DELAY *= scale
 store.FRESH_SECONDS *= scale
 store.HEARTBEAT_SECONDS *= scale
 """
-
-
-@dataclasses.dataclass
-class CountedBench(gw.Bench):
-    """Starts the gateway under callgrind (dumps in `tmp`), the rest as bench/gateway.py does."""
-
-    env: dict[str, str] = dataclasses.field(default_factory=gw.child_env)
-
-    def start(self, name: str, command: list[str], url: str, health: str, **options: Any) -> gw.Service:
-        if name.startswith("openfoundry"):
-            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.tmp}/callgrind.out", *command]
-            options |= {"timeout": 900, "env": self.env}
-        return super().start(name, command, url, health, **options)
 
 
 def total_instructions(dump: Path) -> int:
@@ -79,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "site").mkdir()
         (tmp / "site" / "sitecustomize.py").write_text(SITE)
         env = gw.child_env(PYTHONPATH=str(tmp / "site"), FOUNDRY_BENCH_SCALE=str(args.scale))
-    bench = CountedBench(tmp, pin=False, env=env)
+    wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out"]
+    bench = tn.GatewayBench(tmp, pin=False, env=env, wrapper=wrapper, timeout=900)
     try:
         sides = tn.start_sides(bench, tmp, args.backend, args.on)
         pid = str(sides["off"].process.pid)

@@ -17,7 +17,6 @@ Usage: .venv/bin/python bench/opcodes.py [--backend sqlite|postgres] [--on every
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -26,7 +25,6 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,18 +61,6 @@ SETTLE_SECONDS = 3.0
 records while they are counted (else the next side would pay for them)."""
 
 
-@dataclasses.dataclass
-class CountingBench(gw.Bench):
-    """Starts the gateway with the counting `sitecustomize`, the rest as bench/gateway.py does."""
-
-    env: dict[str, str] = dataclasses.field(default_factory=gw.child_env)
-
-    def start(self, name: str, command: list[str], url: str, health: str, **options: Any) -> gw.Service:
-        if name.startswith("openfoundry"):
-            options |= {"env": self.env}
-        return super().start(name, command, url, health, **options)
-
-
 def counted(pid: int, out: Path, service: gw.Service, concurrency: int, calls: int) -> Counter[str]:
     """Opcodes per function over `calls` calls to `service`."""
     out.unlink(missing_ok=True)
@@ -105,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     (tmp / "site" / "sitecustomize.py").write_text(SITE)
     out = tmp / "counts.json"
     env = gw.child_env(PYTHONPATH=str(tmp / "site"), FOUNDRY_BENCH_OPCODES=str(out))
-    bench = CountingBench(tmp, pin=False, env=env)
+    bench = tn.GatewayBench(tmp, pin=False, env=env)
     try:
         sides = tn.start_sides(bench, tmp, args.backend, args.on)
         pid = sides["off"].process.pid

@@ -201,6 +201,23 @@ def start_gateway(bench: gw.Bench, upstream: gw.Service, tmp: Path, backend: str
     return {"off": off, "on": dataclasses.replace(off, name=f"{backend}-on", key=secret, model=model)}, checks
 
 
+@dataclasses.dataclass
+class GatewayBench(gw.Bench):
+    """Starts the gateway with `env`, its command behind `wrapper` (valgrind, say), the rest as
+    bench/gateway.py does. For bench/callgrind.py and bench/opcodes.py."""
+
+    env: dict[str, str] = dataclasses.field(default_factory=gw.child_env)
+    wrapper: list[str] = dataclasses.field(default_factory=list)
+    timeout: float = 60
+    """Seconds the gateway may take to come up."""
+
+    def start(self, name: str, command: list[str], url: str, health: str, **options: Any) -> gw.Service:
+        if name.startswith("openfoundry"):
+            command = [*self.wrapper, *command]
+            options |= {"timeout": self.timeout, "env": self.env}
+        return super().start(name, command, url, health, **options)
+
+
 def start_sides(bench: gw.Bench, tmp: Path, backend: str, profile: str) -> dict[str, gw.Service]:
     """`start_gateway` with an upstream of its own, each side warmed up by 300 calls at concurrency 64. For
     bench/callgrind.py and bench/opcodes.py."""
